@@ -1,0 +1,1 @@
+"""Connection plumbing shared by every protocol: TLS contexts, address checks."""

@@ -1,0 +1,280 @@
+"""The `garrison` command: noun-verb subcommands.
+
+Every command that works on an existing setup takes its config from
+`--config`, then `$GARRISON_CONFIG`, then `./var/garrison.toml`. Passwords are
+read from standard input (`--password-stdin`) or a prompt, never from an
+argument, so they do not show in process listings or shell history.
+"""
+
+from __future__ import annotations
+
+import getpass
+import sys
+from pathlib import Path
+from typing import Annotated, NoReturn, Optional
+
+import typer
+
+from garrison.config import ConfigError, Settings, find_config, load_settings
+from garrison.config.sample import render_sample
+from garrison.db.engine import migrate
+from garrison.directory import Directory, DirectoryError
+from garrison.server.admin import SetupError, add_user, initialize
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Garrison mail server: SMTP, IMAP and POP3 for many domains.",
+)
+domain_app = typer.Typer(no_args_is_help=True, help="Manage local domains.")
+user_app = typer.Typer(no_args_is_help=True, help="Manage user accounts.")
+alias_app = typer.Typer(no_args_is_help=True, help="Manage address aliases.")
+config_app = typer.Typer(no_args_is_help=True, help="Inspect configuration.")
+app.add_typer(domain_app, name="domain")
+app.add_typer(user_app, name="user")
+app.add_typer(alias_app, name="alias")
+app.add_typer(config_app, name="config")
+
+ConfigOption = Annotated[
+    Optional[Path],  # noqa: UP007 - typer needs Optional here
+    typer.Option(
+        "--config",
+        "-c",
+        help="Config file (default: $GARRISON_CONFIG, then ./var/garrison.toml).",
+    ),
+]
+PasswordStdin = Annotated[
+    bool,
+    typer.Option("--password-stdin", help="Read the password from standard input."),
+]
+
+
+def fail(message: str) -> NoReturn:
+    """Print a one-line error and exit with status 1."""
+    typer.echo(f"garrison: error: {message}", err=True)
+    raise typer.Exit(1)
+
+
+def settings_from(config: Path | None) -> Settings:
+    try:
+        return load_settings(find_config(config))
+    except ConfigError as exc:
+        fail(str(exc))
+
+
+def open_directory(config: Path | None) -> Directory:
+    settings = settings_from(config)
+    if not settings.db_path.exists():
+        fail(f"database {settings.db_path} not found; run 'garrison init' first")
+    migrate(settings.db_path)
+    return Directory(settings.db_path)
+
+
+def read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        if not sys.stdin.isatty():
+            fail("no terminal for a password prompt; use --password-stdin")
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Repeat password: ") != password:
+            fail("the passwords do not match")
+    if not password:
+        fail("empty password")
+    return password
+
+
+@app.command()
+def init(
+    data_dir: Annotated[Path, typer.Option(help="Directory to create the setup in.")],
+    hostname: Annotated[
+        str, typer.Option(help="Host name for greetings and the certificate.")
+    ] = "mail.example.test",
+    domain: Annotated[str, typer.Option(help="First local domain.")] = "example.test",
+    standard_ports: Annotated[
+        bool,
+        typer.Option(
+            "--standard-ports",
+            help="Listen on 25, 143, 993, 110 and 995 instead of the development ports.",
+        ),
+    ] = False,
+    listen: Annotated[
+        str, typer.Option(help="Address every listener binds to.")
+    ] = "127.0.0.1",
+) -> None:
+    """Create a config, database, self-signed certificate, domain and first user."""
+    try:
+        result = initialize(
+            data_dir, hostname, domain, standard_ports=standard_ports,
+            listen_address=listen,
+        )
+    except (SetupError, DirectoryError) as exc:
+        fail(str(exc))
+    typer.echo(f"created {result.config_path}")
+    typer.echo(f"user {result.user} password: {result.password}")
+    typer.echo("(the password is shown only once; change it with 'garrison user passwd')")
+
+
+@app.command()
+def serve(config: ConfigOption = None) -> None:
+    """Run the mail server until SIGTERM or SIGINT."""
+    import asyncio
+
+    import uvloop
+
+    from garrison.observability.log import setup_logging
+    from garrison.server.runner import serve as run_server
+
+    settings = settings_from(config)
+    setup_logging(settings.server.log_level)
+    try:
+        uvloop.install()
+        asyncio.run(run_server(settings))
+    except OSError as exc:
+        fail(f"cannot start: {exc}")
+    except ValueError as exc:
+        fail(str(exc))
+
+
+@config_app.command("sample")
+def config_sample() -> None:
+    """Print a documented sample config with every key and its default."""
+    typer.echo(render_sample())
+
+
+@config_app.command("check")
+def config_check(config: ConfigOption = None) -> None:
+    """Validate the config file and report the first problem."""
+    settings = settings_from(config)
+    typer.echo(f"ok: {len(settings.listeners)} listeners, data in {settings.server.data_dir}")
+
+
+@domain_app.command("add")
+def domain_add(name: str, config: ConfigOption = None) -> None:
+    """Add a local domain."""
+    directory = open_directory(config)
+    try:
+        typer.echo(f"added domain {directory.add_domain(name)}")
+    except DirectoryError as exc:
+        fail(str(exc))
+
+
+@domain_app.command("list")
+def domain_list(config: ConfigOption = None) -> None:
+    """List local domains."""
+    for name in open_directory(config).list_domains():
+        typer.echo(name)
+
+
+@domain_app.command("remove")
+def domain_remove(name: str, config: ConfigOption = None) -> None:
+    """Remove a domain that has no accounts or aliases."""
+    try:
+        open_directory(config).remove_domain(name)
+    except DirectoryError as exc:
+        fail(str(exc))
+    typer.echo(f"removed domain {name}")
+
+
+@user_app.command("add")
+def user_add(
+    address: str,
+    password_stdin: PasswordStdin = False,
+    quota: Annotated[
+        Optional[int],  # noqa: UP007
+        typer.Option(help="Storage quota in bytes (default: none)."),
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Create an account with INBOX, Sent, Drafts, Trash, Junk and Archive."""
+    settings = settings_from(config)
+    open_directory(config).close()
+    password = read_password(password_stdin)
+    try:
+        account = add_user(settings, address, password, quota)
+    except DirectoryError as exc:
+        fail(str(exc))
+    typer.echo(f"added user {account.address}")
+
+
+@user_app.command("list")
+def user_list(
+    domain: Annotated[Optional[str], typer.Option(help="Only this domain.")] = None,  # noqa: UP007
+    config: ConfigOption = None,
+) -> None:
+    """List accounts."""
+    try:
+        accounts = open_directory(config).list_accounts(domain)
+    except DirectoryError as exc:
+        fail(str(exc))
+    for account in accounts:
+        quota = "none" if account.quota_bytes is None else str(account.quota_bytes)
+        typer.echo(f"{account.address}\tquota={quota}")
+
+
+@user_app.command("remove")
+def user_remove(address: str, config: ConfigOption = None) -> None:
+    """Delete an account with all its mail."""
+    try:
+        open_directory(config).remove_account(address)
+    except DirectoryError as exc:
+        fail(str(exc))
+    typer.echo(f"removed user {address}")
+
+
+@user_app.command("passwd")
+def user_passwd(
+    address: str, password_stdin: PasswordStdin = False, config: ConfigOption = None
+) -> None:
+    """Set an account's password."""
+    directory = open_directory(config)
+    if directory.get_account(address) is None:
+        fail(f"user {address} not found; see 'garrison user list'")
+    password = read_password(password_stdin)
+    try:
+        directory.set_password(address, password)
+    except DirectoryError as exc:
+        fail(str(exc))
+    typer.echo(f"password changed for {address}")
+
+
+@alias_app.command("add")
+def alias_add(address: str, target: str, config: ConfigOption = None) -> None:
+    """Deliver mail for ADDRESS to TARGET."""
+    try:
+        open_directory(config).add_alias(address, target)
+    except DirectoryError as exc:
+        fail(str(exc))
+    typer.echo(f"added alias {address} -> {target}")
+
+
+@alias_app.command("list")
+def alias_list(
+    domain: Annotated[Optional[str], typer.Option(help="Only this domain.")] = None,  # noqa: UP007
+    config: ConfigOption = None,
+) -> None:
+    """List aliases."""
+    try:
+        aliases = open_directory(config).list_aliases(domain)
+    except DirectoryError as exc:
+        fail(str(exc))
+    for address, target in aliases:
+        typer.echo(f"{address}\t{target}")
+
+
+@alias_app.command("remove")
+def alias_remove(
+    address: str,
+    target: Annotated[Optional[str], typer.Argument()] = None,  # noqa: UP007
+    config: ConfigOption = None,
+) -> None:
+    """Remove an alias (all its targets, or one)."""
+    try:
+        open_directory(config).remove_alias(address, target)
+    except DirectoryError as exc:
+        fail(str(exc))
+    typer.echo(f"removed alias {address}")
+
+
+def main() -> None:
+    app(prog_name="garrison")

@@ -1,0 +1,170 @@
+"""The typed configuration schema.
+
+Every setting is declared once here, with its type, default, unit and
+description. The same declarations validate `garrison.toml` at load time
+(unknown keys are errors), and generate the documented sample config
+(`garrison.config.sample`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MiB = 1024 * 1024
+
+Protocol = Literal["smtp", "submission", "imap", "pop3"]
+TLSMode = Literal["none", "starttls", "implicit"]
+
+
+class Section(BaseModel):
+    """Base of every config table: unknown keys are rejected."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerSettings(Section):
+    hostname: str = Field(
+        "localhost",
+        description="Fully qualified host name used in greetings and Received headers.",
+    )
+    data_dir: Path = Field(
+        Path("."),
+        description="Directory that holds the database, message blobs and spool. "
+        "A relative path is taken from the config file's directory.",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Lowest level of log lines written to standard error."
+    )
+    shutdown_grace: float = Field(
+        10.0,
+        description="Seconds that open transactions get to finish on SIGTERM "
+        "before they are answered 421.",
+    )
+
+
+class TLSSettings(Section):
+    cert_file: Path = Field(
+        Path("tls/cert.pem"), description="PEM certificate chain for every listener."
+    )
+    key_file: Path = Field(Path("tls/key.pem"), description="PEM private key.")
+    allow_plaintext_auth_from_loopback: bool = Field(
+        True,
+        description="Allow LOGIN, USER/PASS and AUTH PLAIN without TLS from "
+        "127.0.0.0/8 and ::1. Other clients must use TLS first.",
+    )
+
+
+class SMTPSettings(Section):
+    max_message_size: int = Field(
+        50 * MiB, ge=1024, description="Largest accepted message, in bytes (SIZE)."
+    )
+    max_recipients: int = Field(
+        100, ge=1, description="Recipients per transaction (RFC 5321 minimum is 100)."
+    )
+    max_line_length: int = Field(
+        1000,
+        ge=1000,
+        description="Longest text line in a message, in bytes including CRLF.",
+    )
+    max_command_line_length: int = Field(
+        2048,
+        ge=512,
+        description="Longest command line, in bytes including CRLF "
+        "(512 plus room for extension parameters).",
+    )
+    command_timeout: float = Field(
+        300.0, description="Seconds to wait for the next command (RFC 5321 §4.5.3.2)."
+    )
+    data_timeout: float = Field(
+        600.0, description="Seconds to wait for each block of message data."
+    )
+    max_errors: int = Field(
+        20, ge=1, description="Protocol errors in one session before it is closed."
+    )
+
+
+class IMAPSettings(Section):
+    max_literal_size: int = Field(
+        50 * MiB, ge=1024, description="Largest literal after login, in bytes."
+    )
+    preauth_max_literal_size: int = Field(
+        8192, ge=256, description="Largest literal before login, in bytes."
+    )
+    max_line_length: int = Field(
+        65536, ge=1024, description="Longest command line, in bytes."
+    )
+    max_search_depth: int = Field(
+        32, ge=2, description="Deepest parenthesis nesting accepted in SEARCH."
+    )
+    autologout: float = Field(
+        1800.0, description="Seconds of inactivity before a session is closed."
+    )
+    idle_timeout: float = Field(
+        1800.0, description="Seconds an IDLE command may last before the session ends."
+    )
+
+
+class POP3Settings(Section):
+    autologout: float = Field(
+        600.0, description="Seconds of inactivity before a session is closed."
+    )
+
+
+class StoreSettings(Section):
+    group_commit_max: int = Field(
+        256, ge=1, description="Most writes that share one database commit."
+    )
+
+
+class ListenerSettings(Section):
+    name: str = Field(description="Name used in logs, unique per config.")
+    protocol: Protocol = Field(description="smtp, submission, imap or pop3.")
+    address: str = Field("127.0.0.1", description="Address to bind.")
+    port: int = Field(ge=0, le=65535, description="TCP port; 0 picks a free one.")
+    tls: TLSMode = Field(
+        "starttls",
+        description="none, starttls (offered on the plain port) or implicit "
+        "(TLS from the first byte, as on 465, 993 and 995).",
+    )
+
+
+class Settings(Section):
+    server: ServerSettings = ServerSettings()
+    tls: TLSSettings = TLSSettings()
+    smtp: SMTPSettings = SMTPSettings()
+    imap: IMAPSettings = IMAPSettings()
+    pop3: POP3Settings = POP3Settings()
+    store: StoreSettings = StoreSettings()
+    listeners: list[ListenerSettings] = Field(default_factory=list)
+
+    @property
+    def db_path(self) -> Path:
+        return self.server.data_dir / "garrison.db"
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.server.data_dir / "blobs"
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.server.data_dir / "spool"
+
+
+DEVELOPMENT_PORTS: dict[str, tuple[Protocol, int, TLSMode]] = {
+    "smtp": ("smtp", 2525, "starttls"),
+    "imap": ("imap", 2143, "starttls"),
+    "imaps": ("imap", 2993, "implicit"),
+    "pop3": ("pop3", 2110, "starttls"),
+    "pop3s": ("pop3", 2995, "implicit"),
+}
+
+STANDARD_PORTS: dict[str, tuple[Protocol, int, TLSMode]] = {
+    "smtp": ("smtp", 25, "starttls"),
+    "imap": ("imap", 143, "starttls"),
+    "imaps": ("imap", 993, "implicit"),
+    "pop3": ("pop3", 110, "starttls"),
+    "pop3s": ("pop3", 995, "implicit"),
+}

@@ -1,0 +1,11 @@
+"""Alembic environment: runs migrations on the connection handed in by
+`garrison.db.engine.migrate`."""
+
+from alembic import context
+
+from garrison.db.schema import metadata
+
+connection = context.config.attributes["connection"]
+context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)
+with context.begin_transaction():
+    context.run_migrations()

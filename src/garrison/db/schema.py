@@ -1,0 +1,122 @@
+"""The metadata schema, in SQLAlchemy Core.
+
+This module is the reference for the tables; Alembic migrations under
+`migrations/versions` create and change them, and a test checks that a
+migrated database matches these definitions. Hot paths query the same
+tables through the raw driver.
+
+Flags: the five system flags are bits of `messages.flags` (see
+`garrison.store.flags`); keywords are a space-separated `messages.keywords`.
+Times are Unix seconds; INTERNALDATE keeps its zone offset in minutes.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+domains = Table(
+    "domains",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(253), nullable=False, unique=True),
+    Column("created_at", Integer, nullable=False),
+)
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("domain_id", Integer, ForeignKey("domains.id"), nullable=False),
+    Column("address", String(320), nullable=False, unique=True),
+    Column("password_hash", Text, nullable=False),
+    Column("quota_bytes", Integer, nullable=True),
+    Column("used_bytes", Integer, nullable=False, server_default="0"),
+    Column("disabled", Boolean, nullable=False, server_default="0"),
+    Column("created_at", Integer, nullable=False),
+)
+
+aliases = Table(
+    "aliases",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("domain_id", Integer, ForeignKey("domains.id"), nullable=False),
+    Column("address", String(320), nullable=False),
+    Column("target", String(320), nullable=False),
+    UniqueConstraint("address", "target", name="uq_alias_target"),
+)
+
+mailboxes = Table(
+    "mailboxes",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("account_id", Integer, ForeignKey("accounts.id"), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("uidvalidity", Integer, nullable=False),
+    Column("uidnext", Integer, nullable=False, server_default="1"),
+    Column("highestmodseq", Integer, nullable=False, server_default="1"),
+    Column("special_use", String(32), nullable=True),
+    UniqueConstraint("account_id", "name", name="uq_mailbox_name"),
+)
+
+subscriptions = Table(
+    "subscriptions",
+    metadata,
+    Column("account_id", Integer, ForeignKey("accounts.id"), primary_key=True),
+    Column("name", Text, primary_key=True),
+)
+
+blobs = Table(
+    "blobs",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("size", Integer, nullable=False),
+    Column("analysis", Text, nullable=False),
+    Column("created_at", Integer, nullable=False),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("mailbox_id", Integer, ForeignKey("mailboxes.id"), nullable=False),
+    Column("uid", Integer, nullable=False),
+    Column("modseq", Integer, nullable=False),
+    Column("flags", Integer, nullable=False, server_default="0"),
+    Column("keywords", Text, nullable=False, server_default=""),
+    Column("internaldate", Integer, nullable=False),
+    Column("internaldate_tz", Integer, nullable=False, server_default="0"),
+    Column("size", Integer, nullable=False),
+    Column("blob_id", String(64), ForeignKey("blobs.id"), nullable=False),
+    UniqueConstraint("mailbox_id", "uid", name="uq_message_uid"),
+    Index("ix_messages_modseq", "mailbox_id", "modseq"),
+    Index("ix_messages_blob", "blob_id"),
+)
+
+vanished = Table(
+    "vanished",
+    metadata,
+    Column("mailbox_id", Integer, ForeignKey("mailboxes.id"), primary_key=True),
+    Column("uid", Integer, primary_key=True),
+    Column("modseq", Integer, nullable=False),
+)
+
+settings_kv = Table(
+    "settings",
+    metadata,
+    Column("key", String(128), primary_key=True),
+    Column("value", LargeBinary, nullable=False),
+)

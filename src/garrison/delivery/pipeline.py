@@ -1,0 +1,105 @@
+"""The inbound delivery pipeline.
+
+`DeliveryPipeline.deliver(envelope, blob)` runs after the SMTP server has
+committed the message blob and before it answers `250`: it analyses the
+message once (MIME structure, ENVELOPE, BODYSTRUCTURE, search fields) and
+stores it in the INBOX of every local recipient in one group-committed
+transaction. When it returns, the message is durable for all recipients;
+when it raises `DeliveryError`, nothing was stored and the SMTP server
+replies with the error's code.
+
+Filters (authentication checks, anti-virus, anti-spam), Sieve and the
+outbound queue plug in here as later stages.
+"""
+
+from __future__ import annotations
+
+import logging
+import mmap
+from dataclasses import dataclass, field
+
+from garrison.directory import Account
+from garrison.message import MessageAnalysis, analyse
+from garrison.observability.log import event
+from garrison.store import BlobRef, MailStore, StoreError
+
+log = logging.getLogger("garrison.delivery")
+
+# Messages up to this size are read into memory for analysis; larger ones
+# are memory-mapped, so analysis never holds a second copy of a big message.
+_READ_LIMIT = 4 * 1024 * 1024
+
+
+@dataclass(slots=True)
+class Recipient:
+    """One accepted RCPT: the address as given and the accounts it reaches."""
+
+    address: str
+    accounts: list[Account]
+    params: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Envelope:
+    """The SMTP envelope of one transaction."""
+
+    queue_id: str
+    mail_from: str
+    recipients: list[Recipient]
+    helo: str = ""
+    client_ip: str = ""
+    params: dict[str, str] = field(default_factory=dict)
+
+
+class DeliveryError(Exception):
+    """Delivery failed; carries the SMTP reply to send."""
+
+    def __init__(
+        self, code: int, enhanced: str, text: str, *, temporary: bool
+    ) -> None:
+        super().__init__(text)
+        self.code = code
+        self.enhanced = enhanced
+        self.text = text
+        self.temporary = temporary
+
+
+class DeliveryPipeline:
+    """Analyses and stores accepted messages for local recipients."""
+
+    def __init__(self, store: MailStore) -> None:
+        self.store = store
+
+    def analyse_blob(self, blob: BlobRef) -> MessageAnalysis:
+        """Analyse a committed blob without holding a large one in memory twice."""
+        if blob.size <= _READ_LIMIT:
+            return analyse(self.store.blobs.read(blob.blob_id))
+        with self.store.blobs.open(blob.blob_id) as file, mmap.mmap(
+            file.fileno(), 0, access=mmap.ACCESS_READ
+        ) as mapped:
+            return analyse(mapped)  # type: ignore[arg-type]
+
+    async def deliver(self, envelope: Envelope, blob: BlobRef) -> None:
+        """Store the message for every local recipient; raise DeliveryError."""
+        account_ids = list(
+            dict.fromkeys(
+                account.id for rcpt in envelope.recipients for account in rcpt.accounts
+            )
+        )
+        if not account_ids:
+            raise DeliveryError(554, "5.1.1", "no valid recipients", temporary=False)
+        try:
+            analysis = self.analyse_blob(blob)
+            uids = await self.store.deliver(account_ids, blob, analysis)
+        except (OSError, StoreError) as exc:
+            event(
+                log, "delivery_failed", logging.ERROR,
+                queue_id=envelope.queue_id, error=exc,
+            )
+            raise DeliveryError(
+                451, "4.3.0", "local delivery failed; try again later", temporary=True
+            ) from exc
+        event(
+            log, "delivered", queue_id=envelope.queue_id, size=blob.size,
+            accounts=len(uids),
+        )

@@ -1,0 +1,134 @@
+"""Run the listeners of one Garrison process until SIGTERM or SIGINT.
+
+Shutdown order: stop accepting connections, let every protocol server end
+its sessions (SMTP answers 421 to idle sessions and lets transactions that
+are already sending data finish within `server.shutdown_grace`), then flush
+the store's writer and close the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from typing import Any, Protocol
+
+from garrison.config import ListenerSettings, Settings
+from garrison.observability.log import event
+from garrison.server.services import Services
+
+log = logging.getLogger("garrison.server")
+
+
+class ProtocolServer(Protocol):
+    async def handle(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None: ...
+
+    async def shutdown(self) -> None: ...
+
+
+def build_protocol(listener: ListenerSettings, services: Services) -> ProtocolServer:
+    """Return the protocol server object for one listener."""
+    common: dict[str, Any] = {
+        "settings": services.settings,
+        "listener": listener,
+        "tls_context": services.tls_context,
+    }
+    if listener.protocol == "smtp":
+        from garrison.smtpd.server import SMTPServer
+
+        return SMTPServer(
+            **common, directory=services.directory, store=services.store,
+            delivery=services.delivery,
+        )
+    if listener.protocol == "imap":
+        from garrison.imap.server import IMAPServer
+
+        return IMAPServer(**common, directory=services.directory, store=services.store)
+    if listener.protocol == "pop3":
+        from garrison.pop3.server import POP3Server
+
+        return POP3Server(**common, directory=services.directory, store=services.store)
+    raise ValueError(
+        f"listener {listener.name!r}: protocol {listener.protocol!r} is not available"
+        " in this version; remove the listener"
+    )
+
+
+class Runner:
+    """Owns the services, the listening sockets and the protocol servers."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.services: Services | None = None
+        self.servers: list[tuple[ListenerSettings, asyncio.Server, ProtocolServer]] = []
+        self.stopping = asyncio.Event()
+
+    async def start(self) -> None:
+        """Open the services and bind every listener."""
+        self.services = Services.open(self.settings)
+        try:
+            for listener in self.settings.listeners:
+                protocol = build_protocol(listener, self.services)
+                ssl_context = (
+                    self.services.tls_context if listener.tls == "implicit" else None
+                )
+                server = await asyncio.start_server(
+                    protocol.handle,
+                    listener.address,
+                    listener.port,
+                    ssl=ssl_context,
+                    reuse_address=True,
+                    backlog=1024,
+                    limit=256 * 1024,
+                )
+                self.servers.append((listener, server, protocol))
+                port = server.sockets[0].getsockname()[1]
+                event(
+                    log, "listening", listener=listener.name,
+                    protocol=listener.protocol, address=listener.address, port=port,
+                    tls=listener.tls,
+                )
+        except BaseException:
+            await self.stop()
+            raise
+
+    def port(self, name: str) -> int:
+        """Return the bound port of the named listener."""
+        for listener, server, _ in self.servers:
+            if listener.name == name:
+                return int(server.sockets[0].getsockname()[1])
+        raise KeyError(name)
+
+    async def stop(self) -> None:
+        """Stop accepting, end sessions cleanly, and close the services."""
+        for _, server, _ in self.servers:
+            server.close()
+        await asyncio.gather(
+            *(protocol.shutdown() for _, _, protocol in self.servers),
+            return_exceptions=True,
+        )
+        for _, server, _ in self.servers:
+            try:
+                await asyncio.wait_for(server.wait_closed(), timeout=2)
+            except TimeoutError:
+                pass
+        self.servers.clear()
+        if self.services is not None:
+            self.services.close()
+            self.services = None
+        event(log, "stopped")
+
+
+async def serve(settings: Settings) -> None:
+    """Run until SIGTERM or SIGINT, then shut down cleanly."""
+    runner = Runner(settings)
+    await runner.start()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, runner.stopping.set)
+    event(log, "started", hostname=settings.server.hostname)
+    await runner.stopping.wait()
+    event(log, "stopping")
+    await runner.stop()

@@ -1,0 +1,41 @@
+"""The service objects one Garrison process shares among its listeners."""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass
+
+from garrison.config import Settings
+from garrison.db.engine import migrate
+from garrison.delivery import DeliveryPipeline
+from garrison.directory import Directory
+from garrison.net.tls import server_context
+from garrison.store import MailStore
+
+
+@dataclass
+class Services:
+    settings: Settings
+    store: MailStore
+    directory: Directory
+    delivery: DeliveryPipeline
+    tls_context: ssl.SSLContext
+
+    @classmethod
+    def open(cls, settings: Settings) -> Services:
+        """Migrate the database if needed and open every service."""
+        migrate(settings.db_path)
+        store = MailStore(settings)
+        store.blobs.cleanup_spool()
+        directory = Directory(settings.db_path)
+        return cls(
+            settings=settings,
+            store=store,
+            directory=directory,
+            delivery=DeliveryPipeline(store),
+            tls_context=server_context(settings.tls.cert_file, settings.tls.key_file),
+        )
+
+    def close(self) -> None:
+        self.store.close()
+        self.directory.close()

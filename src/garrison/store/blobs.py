@@ -1,0 +1,143 @@
+"""Content-addressed blob store on local files.
+
+A message is written once, as received (with the trace headers we prepend),
+to a temporary file in the spool directory while its SHA-256 is computed.
+`BlobWriter.commit()` fsyncs the file, links it to `blobs/ab/cd/<sha256>`
+and fsyncs the directory, so a committed blob survives a crash. Identical
+messages share one file. Writes from the event loop go to a buffered file
+(page cache); the fsyncs run in a worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+_BUFFER = 256 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class BlobRef:
+    """A committed blob: its SHA-256 hex id and size in bytes."""
+
+    blob_id: str
+    size: int
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class BlobWriter:
+    """Accumulates one blob; call `commit()` or `abort()` exactly once."""
+
+    def __init__(self, store: BlobStore) -> None:
+        self._store = store
+        self._temp = store.spool_dir / f"{secrets.token_hex(12)}.tmp"
+        self._file: BinaryIO | None = open(self._temp, "xb", buffering=_BUFFER)  # noqa: SIM115
+        self._hash = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        """Append `data` to the blob."""
+        if self._file is None:
+            raise ValueError("blob writer is already closed")
+        self._file.write(data)
+        self._hash.update(data)
+        self.size += len(data)
+
+    async def commit(self) -> BlobRef:
+        """Make the blob durable and return its reference."""
+        if self._file is None:
+            raise ValueError("blob writer is already closed")
+        file, self._file = self._file, None
+        blob_id = self._hash.hexdigest()
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(None, self._store._install, file, self._temp, blob_id)
+        except BaseException:
+            self._temp.unlink(missing_ok=True)
+            raise
+        return BlobRef(blob_id, self.size)
+
+    def abort(self) -> None:
+        """Discard the partial blob. Safe to call more than once."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        self._temp.unlink(missing_ok=True)
+
+
+class BlobStore:
+    """Message bytes on local files, addressed by SHA-256."""
+
+    def __init__(self, blob_dir: Path, spool_dir: Path) -> None:
+        self.blob_dir = blob_dir
+        self.spool_dir = spool_dir
+        blob_dir.mkdir(parents=True, exist_ok=True)
+        spool_dir.mkdir(parents=True, exist_ok=True)
+
+    def path(self, blob_id: str) -> Path:
+        """Return the file path of a blob (it may not exist)."""
+        return self.blob_dir / blob_id[:2] / blob_id[2:4] / blob_id
+
+    def create(self) -> BlobWriter:
+        """Start a new blob."""
+        return BlobWriter(self)
+
+    def _install(self, file: BinaryIO, temp: Path, blob_id: str) -> None:
+        file.flush()
+        os.fsync(file.fileno())
+        file.close()
+        target = self.path(blob_id)
+        if target.exists():
+            temp.unlink()
+            return
+        created = not target.parent.exists()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(temp, target)
+        _fsync_dir(target.parent)
+        if created:
+            _fsync_dir(target.parent.parent)
+            _fsync_dir(self.blob_dir)
+
+    async def put(self, data: bytes) -> BlobRef:
+        """Store `data` durably and return its reference."""
+        writer = self.create()
+        try:
+            writer.write(data)
+        except BaseException:
+            writer.abort()
+            raise
+        return await writer.commit()
+
+    def read(self, blob_id: str) -> bytes:
+        """Return the whole blob."""
+        with open(self.path(blob_id), "rb") as file:
+            return file.read()
+
+    def read_prefix(self, blob_id: str, size: int) -> bytes:
+        """Return at most the first `size` bytes of the blob."""
+        with open(self.path(blob_id), "rb") as file:
+            return file.read(size)
+
+    def open(self, blob_id: str) -> BinaryIO:
+        """Open the blob for reading; the caller closes it."""
+        return open(self.path(blob_id), "rb")  # noqa: SIM115
+
+    def cleanup_spool(self) -> int:
+        """Remove temporary files left by a crash; return how many."""
+        removed = 0
+        for temp in self.spool_dir.glob("*.tmp"):
+            temp.unlink(missing_ok=True)
+            removed += 1
+        return removed
