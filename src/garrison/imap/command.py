@@ -1,0 +1,202 @@
+"""Typed IMAP commands, as produced by `garrison.imap.parser`.
+
+Every command is a `Command` with its tag, its upper-case name, whether it
+came in the UID form, and an argument object of the class named after the
+command. The session dispatches on `name`; handlers read `args`.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime
+from collections.abc import Iterator
+from typing import Any, BinaryIO
+
+from garrison.imap.types import SequenceSet
+
+
+class SpooledLiteral:
+    """A literal too large to keep in memory, written to a temporary file.
+
+    The file is unlinked at creation, so it disappears when closed or when
+    the process exits. `close()` must be called once the command is done.
+    """
+
+    def __init__(self, directory: str | None = None) -> None:
+        self.file: BinaryIO = tempfile.TemporaryFile(dir=directory)
+        self.size = 0
+
+    def write(self, data: bytes) -> None:
+        self.file.write(data)
+        self.size += len(data)
+
+    def read(self) -> bytes:
+        """Return the whole literal (the caller accepts the memory cost)."""
+        self.file.seek(0)
+        return self.file.read()
+
+    def chunks(self, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+        """Yield the literal in chunks of at most `chunk_size` bytes."""
+        self.file.seek(0)
+        while chunk := self.file.read(chunk_size):
+            yield chunk
+
+    def close(self) -> None:
+        self.file.close()
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __repr__(self) -> str:
+        return f"SpooledLiteral(size={self.size})"
+
+
+LiteralData = bytes | SpooledLiteral
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """One parsed command line with all its literals."""
+
+    tag: str
+    name: str
+    args: Any = None
+    uid: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Login:
+    username: bytes
+    password: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Authenticate:
+    mechanism: str
+    # RFC 4959 SASL-IR: the base64 initial response, b"=" for an empty one,
+    # or None when the client did not send one.
+    initial_response: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxArg:
+    """Arguments of SELECT, EXAMINE, CREATE, DELETE, SUBSCRIBE, UNSUBSCRIBE."""
+
+    mailbox: str
+
+
+@dataclass(frozen=True, slots=True)
+class Rename:
+    old: str
+    new: str
+
+
+@dataclass(frozen=True, slots=True)
+class ListArgs:
+    """Arguments of LIST and LSUB: reference name and mailbox pattern, decoded."""
+
+    reference: str
+    pattern: str
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    mailbox: str
+    items: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Append:
+    mailbox: str
+    flags: frozenset[str]
+    internaldate: datetime | None
+    message: LiteralData
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    """An RFC 3501 `section`: part path plus the text specifier.
+
+    `kind` is "" (whole part), "HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT",
+    "TEXT" or "MIME". `fields` holds the upper-cased header names for the
+    HEADER.FIELDS forms. `spec` is the section text as it is echoed back.
+    """
+
+    path: tuple[int, ...]
+    kind: str
+    fields: tuple[str, ...]
+    spec: str
+
+
+@dataclass(frozen=True, slots=True)
+class FetchAtt:
+    """One `fetch-att`: e.g. FLAGS, or BODY.PEEK[1.HEADER]<0.100>."""
+
+    name: str
+    section: Section | None = None
+    partial: tuple[int, int] | None = None
+    peek: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Fetch:
+    sequence_set: SequenceSet
+    atts: tuple[FetchAtt, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Store:
+    sequence_set: SequenceSet
+    # "add" (+FLAGS), "remove" (-FLAGS) or "replace" (FLAGS).
+    operation: str
+    silent: bool
+    flags: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class CopyArgs:
+    """Arguments of COPY and MOVE."""
+
+    sequence_set: SequenceSet
+    mailbox: str
+
+
+@dataclass(frozen=True, slots=True)
+class SearchKey:
+    """A node of a SEARCH program.
+
+    `op` is the RFC 3501 key name ("SUBJECT", "OR", "NOT", "AND" for a
+    parenthesised list or the top level, "SEQSET" for a bare sequence set).
+    `value` carries the argument: a string, date, int, SequenceSet or a
+    (field, string) pair for HEADER. `children` holds sub-keys of AND, OR
+    and NOT.
+    """
+
+    op: str
+    value: Any = None
+    children: tuple[SearchKey, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Search:
+    charset: str | None
+    key: SearchKey
+
+
+@dataclass(frozen=True, slots=True)
+class Expunge:
+    # Only for UID EXPUNGE (RFC 4315 §2.1).
+    sequence_set: SequenceSet | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Enable:
+    capabilities: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Id:
+    # None for "ID NIL"; values are None for NIL.
+    parameters: dict[str, str | None] | None = field(default=None)
+
