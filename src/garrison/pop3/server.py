@@ -1,0 +1,113 @@
+"""The POP3 server object that the server package binds to a listener.
+
+`POP3Server.handle` serves one connection (already wrapped in TLS for an
+implicit-TLS listener) and `POP3Server.shutdown` ends every open session
+without applying its DELE marks, as RFC 1939 §6 requires for a session that
+did not QUIT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from typing import Any
+
+from garrison.config import ListenerSettings, Settings
+from garrison.observability.log import event
+from garrison.pop3 import replies
+from garrison.pop3.session import Session
+
+logger = logging.getLogger("garrison.pop3")
+
+# Seconds a failed login waits before its reply. Dovecot's
+# auth_failure_delay defaults to 2 s; 1 s keeps clients with a typo fast.
+AUTH_FAILURE_DELAY = 1.0
+
+# Seconds that sessions in the middle of a command get to finish it at
+# shutdown before their tasks are cancelled.
+SHUTDOWN_GRACE = 10.0
+
+
+class POP3Server:
+    """Serve POP3 on one listener.
+
+    `directory` must provide `async authenticate(username, password)` and
+    `store` the `garrison.store.MailStore` reads and writes named in the
+    handlers. `tls_context` is used for STLS when the listener's `tls` is
+    "starttls"; implicit TLS is set up by whoever accepts the connection.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        listener: ListenerSettings,
+        tls_context: ssl.SSLContext | None,
+        directory: Any,
+        store: Any,
+        *,
+        auth_failure_delay: float = AUTH_FAILURE_DELAY,
+        **services: Any,
+    ) -> None:
+        self.settings = settings
+        self.listener = listener
+        self.tls_context = tls_context
+        self.directory = directory
+        self.store = store
+        self.auth_failure_delay = auth_failure_delay
+        self.hostname = settings.server.hostname
+        self.closing = False
+        self._sessions: dict[Session, asyncio.Task[Any]] = {}
+
+    async def handle(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        """Serve one connection until it ends; never raises."""
+        if self.closing:
+            await _refuse(writer)
+            return
+
+        session = Session(self, reader, writer)
+        task = asyncio.current_task()
+        assert task is not None
+        self._sessions[session] = task
+        try:
+            await session.run()
+        except Exception:
+            # Session.run handles every error it expects; anything else is a
+            # bug, logged here once so the listener keeps serving.
+            logger.exception(f"event=session_crash session={session.id}")
+        finally:
+            self._sessions.pop(session, None)
+
+    async def shutdown(self, grace: float = SHUTDOWN_GRACE) -> None:
+        """End every open session, then return.
+
+        Idle sessions are told `-ERR [SYS/TEMP]` and closed at once. A session
+        in the middle of a command (a RETR, a QUIT writing to the store) may
+        finish it within `grace` seconds; after that its task is cancelled.
+        """
+        self.closing = True
+        sessions = dict(self._sessions)
+        event(logger, "shutdown", listener=self.listener.name, sessions=len(sessions))
+        for session in sessions:
+            await session.shut_down()
+
+        tasks = set(sessions.values())
+        if not tasks:
+            return
+        _, pending = await asyncio.wait(tasks, timeout=grace)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=1.0)
+
+
+async def _refuse(writer: asyncio.StreamWriter) -> None:
+    try:
+        writer.write(replies.SHUTTING_DOWN.encode("ascii") + b"\r\n")
+        await writer.drain()
+        writer.close()
+        await writer.wait_closed()
+    except (ConnectionError, ssl.SSLError):
+        pass
