@@ -1,0 +1,143 @@
+"""SMTP replies: the `Reply` type, its wire format and the named replies.
+
+Every reply Garrison sends is one of the constants below, or one built from
+them with `Reply.with_text` when the text carries a value (a queue id, a
+limit). Basic codes follow RFC 5321 §4.2; enhanced status codes follow
+RFC 3463 and the IANA registry of RFC 5248, sent because the server
+advertises ENHANCEDSTATUSCODES (RFC 2034).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """One SMTP reply: basic code, enhanced status code and human text.
+
+    `enhanced` is empty for the few replies that RFC 2034 §3 exempts from
+    carrying one (the 220 greeting and the EHLO/HELO replies). `text` may
+    contain "\\n" to produce a multi-line reply.
+    """
+
+    code: int
+    enhanced: str
+    text: str
+
+    @property
+    def is_positive(self) -> bool:
+        """Whether the code is a positive completion or intermediate reply."""
+        return self.code < 400
+
+    @property
+    def is_temporary(self) -> bool:
+        """Whether the code is a transient negative reply (4yz)."""
+        return 400 <= self.code < 500
+
+    def with_text(self, text: str) -> Reply:
+        """Return the same codes with another text."""
+        return Reply(self.code, self.enhanced, text)
+
+    def format(self, **values: object) -> Reply:
+        """Return the same codes with `{name}` fields of the text filled in."""
+        return Reply(self.code, self.enhanced, self.text.format(**values))
+
+    def encode(self) -> bytes:
+        """Format the reply for the wire, one CRLF-terminated line per text line.
+
+        RFC 5321 §4.2.1: every line but the last has a hyphen after the code,
+        the last has a space. RFC 2034 §3: the enhanced code starts each line.
+        """
+        lines = self.text.split("\n")
+        prefix = f"{self.code} {self.enhanced} " if self.enhanced else f"{self.code} "
+        if len(lines) == 1:
+            return (prefix + lines[0] + "\r\n").encode("utf-8")
+
+        continued = f"{self.code}-{self.enhanced} " if self.enhanced else f"{self.code}-"
+        parts = [continued + line for line in lines[:-1]]
+        parts.append(prefix + lines[-1])
+        return ("\r\n".join(parts) + "\r\n").encode("utf-8")
+
+
+def format_lines(code: int, lines: list[str]) -> bytes:
+    """Format a multi-line reply without enhanced codes (the EHLO reply).
+
+    RFC 5321 §4.1.1.1: the EHLO reply is `250-domain`, then one line per
+    extension keyword, the last one with a space after the code.
+    """
+    out = [f"{code}-{line}" for line in lines[:-1]]
+    out.append(f"{code} {lines[-1]}")
+    return ("\r\n".join(out) + "\r\n").encode("ascii")
+
+
+# -- 2yz: positive completion ---------------------------------------------
+
+# RFC 5321 §4.2: 220 greeting, 221 closing; the host name is prepended.
+SERVICE_READY = Reply(220, "", "ESMTP Garrison")
+CLOSING = Reply(221, "2.0.0", "Bye")
+HELP = Reply(
+    214,
+    "2.0.0",
+    "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP STARTTLS",
+)
+OK = Reply(250, "2.0.0", "Ok")
+SENDER_OK = Reply(250, "2.1.0", "Sender ok")
+RECIPIENT_OK = Reply(250, "2.1.5", "Recipient ok")
+RESET_OK = Reply(250, "2.0.0", "Reset ok")
+QUEUED = Reply(250, "2.0.0", "Ok: queued as {queue_id}")
+CHUNK_OK = Reply(250, "2.0.0", "{size} octets received")
+# RFC 5321 §7.3: a server may answer VRFY with 252 so that it does not
+# disclose which addresses exist.
+CANNOT_VERIFY = Reply(
+    252, "2.5.0", "Cannot VRFY user, but will accept message and attempt delivery"
+)
+READY_FOR_TLS = Reply(220, "2.0.0", "Ready to start TLS")
+
+# -- 3yz: positive intermediate -------------------------------------------
+
+START_DATA = Reply(354, "", "End data with <CR><LF>.<CR><LF>")
+
+# -- 4yz: transient negative ----------------------------------------------
+
+SHUTTING_DOWN = Reply(421, "4.3.2", "Service shutting down, closing connection")
+TIMEOUT = Reply(421, "4.4.2", "Timeout exceeded, closing connection")
+TOO_MANY_ERRORS = Reply(421, "4.7.0", "Too many errors, closing connection")
+# RFC 5321 §4.5.3.1.10: too many recipients is answered with 452, never 552.
+TOO_MANY_RECIPIENTS = Reply(452, "4.5.3", "Too many recipients")
+LOCAL_ERROR = Reply(451, "4.3.0", "Local error in processing")
+TLS_NOT_AVAILABLE = Reply(454, "4.7.0", "TLS not available")
+
+# -- 5yz: permanent negative ----------------------------------------------
+
+UNKNOWN_COMMAND = Reply(500, "5.5.1", "Command unrecognized")
+LINE_TOO_LONG = Reply(500, "5.5.2", "Line too long")
+SYNTAX_ERROR = Reply(501, "5.5.4", "Syntax error in parameters or arguments")
+SENDER_SYNTAX = Reply(501, "5.1.7", "Bad sender address syntax")
+RECIPIENT_SYNTAX = Reply(501, "5.1.3", "Bad recipient address syntax")
+BAD_SEQUENCE = Reply(503, "5.5.1", "Bad sequence of commands")
+NEED_EHLO = Reply(503, "5.5.1", "Send EHLO or HELO first")
+NEED_MAIL = Reply(503, "5.5.1", "Need MAIL command first")
+NEED_RCPT = Reply(503, "5.5.1", "Need RCPT command first")
+NESTED_MAIL = Reply(503, "5.5.1", "Sender already specified")
+ALREADY_TLS = Reply(503, "5.5.1", "TLS already active")
+DATA_AFTER_BDAT = Reply(503, "5.5.1", "DATA is not allowed in a BDAT transaction")
+BDAT_FAILED = Reply(503, "5.5.1", "Earlier BDAT failed; send RSET")
+MUST_USE_TLS = Reply(530, "5.7.0", "Must issue a STARTTLS command first")
+UNSUPPORTED_PARAMETER = Reply(555, "5.5.4", "Unsupported parameter")
+PARAMETER_SYNTAX = Reply(501, "5.5.4", "Invalid parameter value")
+BINARYMIME_NOT_SUPPORTED = Reply(555, "5.6.3", "BODY=BINARYMIME is not supported")
+# RFC 6531 requires the SMTPUTF8 parameter on MAIL before any non-ASCII path.
+NEEDS_SMTPUTF8 = Reply(553, "5.6.7", "Non-ASCII address requires the SMTPUTF8 parameter")
+USER_UNKNOWN = Reply(550, "5.1.1", "User unknown")
+RELAY_DENIED = Reply(554, "5.7.1", "Relay access denied")
+MESSAGE_TOO_BIG = Reply(552, "5.3.4", "Message size exceeds fixed maximum message size")
+DATA_LINE_TOO_LONG = Reply(500, "5.5.2", "Message line too long, limit is {limit} octets")
+# A bare CR or LF lets a message smuggle a second message past servers that
+# read line ends differently (the 2023 "SMTP smuggling" family).  554 is the
+# RFC 5321 §4.2.5 code for a failed transaction after the final dot, and
+# X.6.0 (RFC 3463 §3.7) classes the fault as malformed content.
+BARE_LINE_ENDING = Reply(
+    554, "5.6.0", "Message contains a bare CR or LF; lines must end with CRLF"
+)
+TRANSACTION_FAILED = Reply(554, "5.0.0", "Transaction failed")
