@@ -1,0 +1,137 @@
+"""Reference FETCH output from Dovecot's imap binary, for differential tests.
+
+`fetch(messages)` writes the messages into a throwaway Maildir, runs
+Dovecot's `imap` process in PREAUTH mode on a pipe (no network), and
+returns ENVELOPE, BODYSTRUCTURE and BODY of each message as raw wire bytes.
+It needs Debian's dovecot-imapd and root (the process runs as `nobody`,
+because Dovecot refuses to serve mail as root).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+IMAP_BINARY = Path("/usr/lib/dovecot/imap")
+ITEMS = (b"ENVELOPE", b"BODYSTRUCTURE", b"BODY")
+
+_CONFIG = """\
+base_dir = {root}/run
+mail_location = maildir:{root}/mail
+log_path = {root}/log
+ssl = no
+listen =
+protocols = imap
+"""
+
+
+def available() -> bool:
+    """Return True if Dovecot's imap binary can be run here."""
+    return (
+        IMAP_BINARY.exists()
+        and hasattr(os, "geteuid")
+        and os.geteuid() == 0
+        and shutil.which("setpriv") is not None
+    )
+
+
+def _value_end(data: bytes, pos: int) -> int:
+    """Return the offset just past the IMAP value (atom, string, literal or list) at pos."""
+    depth = 0
+    while True:
+        byte = data[pos : pos + 1]
+        if byte == b"(":
+            depth += 1
+            pos += 1
+        elif byte == b")":
+            depth -= 1
+            pos += 1
+        elif byte == b'"':
+            pos += 1
+            while data[pos : pos + 1] != b'"':
+                pos += 2 if data[pos : pos + 1] == b"\\" else 1
+            pos += 1
+        elif byte == b"{":
+            close = data.index(b"}", pos)
+            size = int(data[pos + 1 : close])
+            pos = close + 3 + size
+        elif byte == b" ":
+            pos += 1
+        else:
+            while data[pos : pos + 1] not in (b" ", b")", b"(", b""):
+                pos += 1
+        if depth == 0:
+            return pos
+
+
+def _parse_fetch(response: bytes) -> dict[int, dict[bytes, bytes]]:
+    results: dict[int, dict[bytes, bytes]] = {}
+    pos = 0
+    while True:
+        start = response.find(b"\r\n* ", pos)
+        if start < 0:
+            break
+        line = start + 4
+        space = response.index(b" ", line)
+        if not response.startswith(b"FETCH (", space + 1):
+            pos = line
+            continue
+        number = int(response[line:space])
+        pos = space + len(b" FETCH (")
+        items: dict[bytes, bytes] = {}
+        while response[pos : pos + 1] != b")":
+            name_end = response.index(b" ", pos)
+            name = response[pos:name_end]
+            value_end = _value_end(response, name_end + 1)
+            items[name] = response[name_end + 1 : value_end]
+            pos = value_end
+            if response[pos : pos + 1] == b" ":
+                pos += 1
+        results[number] = items
+    return results
+
+
+def fetch(messages: list[bytes]) -> list[dict[bytes, bytes]]:
+    """Return Dovecot's ENVELOPE, BODYSTRUCTURE and BODY for each message, in order."""
+    root = Path(tempfile.mkdtemp(prefix="garrison-dovecot-"))
+    try:
+        for sub in ("mail/new", "mail/cur", "mail/tmp", "run", "home"):
+            (root / sub).mkdir(parents=True)
+        for index, message in enumerate(messages):
+            (root / "mail/cur" / f"{1000000 + index}.M{index}P1.test:2,").write_bytes(
+                message
+            )
+        (root / "dovecot.conf").write_text(_CONFIG.format(root=root))
+        shutil.chown(root, "nobody", "nogroup")
+        for path in root.rglob("*"):
+            shutil.chown(path, "nobody", "nogroup")
+        script = (
+            b"a1 SELECT INBOX\r\n"
+            b"a2 FETCH 1:* (" + b" ".join(ITEMS) + b")\r\n"
+            b"a3 LOGOUT\r\n"
+        )
+        completed = subprocess.run(
+            [
+                "setpriv",
+                "--reuid=nobody",
+                "--regid=nogroup",
+                "--clear-groups",
+                "env",
+                "USER=nobody",
+                f"HOME={root}/home",
+                str(IMAP_BINARY),
+                "-c",
+                str(root / "dovecot.conf"),
+            ],
+            input=script,
+            capture_output=True,
+            timeout=60,
+            check=True,
+        )
+        parsed = _parse_fetch(completed.stdout)
+        return [parsed[number] for number in range(1, len(messages) + 1)]
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
