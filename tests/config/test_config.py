@@ -84,3 +84,11 @@ def test_config_lookup_order(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
     assert find_config(None) == tmp_path / "env.toml"
     monkeypatch.delenv("GARRISON_CONFIG")
     assert find_config(None) == Path("var/garrison.toml")
+
+
+def test_committed_sample_is_current() -> None:
+    committed = Path(__file__).parents[2] / "docs" / "garrison.sample.toml"
+    assert committed.read_text() == render_sample() + "\n", (
+        "docs/garrison.sample.toml is stale; regenerate it with "
+        "'garrison config sample > docs/garrison.sample.toml'"
+    )

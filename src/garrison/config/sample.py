@@ -39,8 +39,11 @@ def _render_fields(model: BaseModel) -> list[str]:
 
 def render_settings(settings: Settings) -> str:
     """Return `settings` as a TOML document with a comment on every key."""
-    out = ["# Garrison configuration. Every key is optional unless noted; the", ""]
-    out[0] += " values shown are the defaults or the values chosen at init."
+    out = [
+        "# Garrison configuration. Every key is optional; a missing key takes the",
+        "# default shown in 'garrison config sample'.",
+        "",
+    ]
     for name in type(settings).model_fields:
         section = getattr(settings, name)
         if isinstance(section, BaseModel):
