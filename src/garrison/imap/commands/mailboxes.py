@@ -1,0 +1,213 @@
+"""Handlers for the mailbox commands (RFC 3501 §6.3).
+
+SELECT, EXAMINE, CREATE, DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE, LIST
+(with RFC 6154 SPECIAL-USE attributes and RFC 3348 CHILDREN attributes),
+LSUB and STATUS. Names arrive decoded from modified UTF-7 and leave
+encoded again; the hierarchy delimiter is "/".
+"""
+
+from __future__ import annotations
+
+import re
+
+from garrison.imap import errors
+from garrison.imap.command import Command, ListArgs, MailboxArg, Rename, Status
+from garrison.imap.encoder import Response, flag_list, mailbox as encode_mailbox
+from garrison.imap.errors import no
+from garrison.imap.selected import SelectedMailbox
+from garrison.imap.session import Session
+from garrison.store import DELIMITER, INBOX, MailboxExists, MailboxNotFound, StoreError
+
+SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
+# RFC 3501 §7.1: "\*" says clients may create new keywords.
+PERMANENT_FLAGS = "PERMANENTFLAGS (" + " ".join(SYSTEM_FLAGS) + " \\*)"
+
+
+def _account_id(session: Session) -> int:
+    assert session.account is not None
+    return session.account.id
+
+
+async def _select(session: Session, command: Command, response: Response, readonly: bool):
+    args: MailboxArg = command.args
+    # RFC 3501 §6.3.1: a failed SELECT leaves no mailbox selected.
+    session.unselect()
+    store = session.store
+    mailbox = store.get_mailbox(_account_id(session), args.mailbox)
+    if mailbox is None:
+        raise no(f"Mailbox {args.mailbox} does not exist", errors.NONEXISTENT)
+    # The MODSEQ is read before the messages, so a change committed in
+    # between is reported again by the first refresh rather than lost.
+    records = store.messages(mailbox.id)
+    selected = SelectedMailbox(store, mailbox, records, mailbox.highestmodseq, readonly)
+    session.select(selected)
+
+    keywords = sorted({flag for record in records for flag in record.flags} - set(SYSTEM_FLAGS))
+    response.untagged(b"FLAGS " + flag_list([*SYSTEM_FLAGS, *keywords]))
+    response.untagged(b"%d EXISTS" % len(records))
+    response.untagged(b"0 RECENT")
+    first_unseen = next(
+        (seq for seq, record in enumerate(records, 1) if "\\Seen" not in record.flags), None
+    )
+    if first_unseen is not None:
+        response.status(None, errors.OK, "First unseen message", f"UNSEEN {first_unseen}")
+    response.status(None, errors.OK, "UIDs valid", f"UIDVALIDITY {mailbox.uidvalidity}")
+    response.status(None, errors.OK, "Predicted next UID", f"UIDNEXT {mailbox.uidnext}")
+    if readonly:
+        response.status(None, errors.OK, "No permanent flags permitted", "PERMANENTFLAGS ()")
+        return "EXAMINE completed", errors.READ_ONLY
+    response.status(None, errors.OK, "Flags permitted", PERMANENT_FLAGS)
+    return "SELECT completed", errors.READ_WRITE
+
+
+async def select(session: Session, command: Command, response: Response):
+    return await _select(session, command, response, readonly=False)
+
+
+async def examine(session: Session, command: Command, response: Response):
+    return await _select(session, command, response, readonly=True)
+
+
+def _store_error(exc: StoreError) -> errors.IMAPError:
+    if isinstance(exc, MailboxNotFound):
+        return no(str(exc), errors.NONEXISTENT)
+    if isinstance(exc, MailboxExists):
+        return no(str(exc), errors.ALREADYEXISTS)
+    return no(str(exc), errors.CANNOT)
+
+
+async def create(session: Session, command: Command, response: Response) -> None:
+    args: MailboxArg = command.args
+    # RFC 3501 §6.3.3: a trailing delimiter only declares the intent to
+    # create children.
+    name = args.mailbox.rstrip(DELIMITER)
+    if name == INBOX:
+        raise no("INBOX already exists", errors.ALREADYEXISTS)
+    account_id = _account_id(session)
+    try:
+        # RFC 3501 §6.3.3: create the missing superior names too.
+        parts = name.split(DELIMITER)
+        for depth in range(1, len(parts)):
+            parent = DELIMITER.join(parts[:depth])
+            if parent and session.store.get_mailbox(account_id, parent) is None:
+                await session.store.create_mailbox(account_id, parent)
+        await session.store.create_mailbox(account_id, name)
+    except StoreError as exc:
+        raise _store_error(exc) from None
+
+
+async def delete(session: Session, command: Command, response: Response) -> None:
+    args: MailboxArg = command.args
+    if args.mailbox == INBOX:
+        raise no("INBOX cannot be deleted", errors.CANNOT)
+    if session.selected is not None and session.selected.mailbox.name == args.mailbox:
+        raise no("Cannot delete the selected mailbox; UNSELECT first", errors.INUSE)
+    try:
+        await session.store.delete_mailbox(_account_id(session), args.mailbox)
+    except StoreError as exc:
+        raise _store_error(exc) from None
+
+
+async def rename(session: Session, command: Command, response: Response) -> None:
+    args: Rename = command.args
+    try:
+        await session.store.rename_mailbox(_account_id(session), args.old, args.new.rstrip(DELIMITER))
+    except StoreError as exc:
+        raise _store_error(exc) from None
+
+
+async def subscribe(session: Session, command: Command, response: Response) -> None:
+    args: MailboxArg = command.args
+    await session.store.set_subscribed(_account_id(session), args.mailbox, True)
+
+
+async def unsubscribe(session: Session, command: Command, response: Response) -> None:
+    args: MailboxArg = command.args
+    await session.store.set_subscribed(_account_id(session), args.mailbox, False)
+
+
+def pattern_regex(reference: str, pattern: str) -> re.Pattern[str]:
+    """Compile an RFC 3501 §6.3.8 LIST pattern: "*" matches anything, "%" one level."""
+    full = reference + pattern
+    # RFC 3501 §5.1: INBOX is case-insensitive and stored upper-case.
+    if full[:5].upper() == INBOX and full[5:6] in ("", DELIMITER, "*", "%"):
+        full = INBOX + full[5:]
+    parts = []
+    for char in full:
+        if char == "*":
+            parts.append(".*")
+        elif char == "%":
+            parts.append("[^" + re.escape(DELIMITER) + "]*")
+        else:
+            parts.append(re.escape(char))
+    return re.compile("".join(parts) + r"\Z", re.DOTALL)
+
+
+def _matches(regex: re.Pattern[str], name: str) -> bool:
+    return regex.match(name) is not None
+
+
+def _list_line(command_name: str, attributes: list[str], name: str) -> bytes:
+    return (
+        command_name.encode("ascii") + b" (" + " ".join(attributes).encode("ascii")
+        + b') "/" ' + encode_mailbox(name)
+    )
+
+
+async def list_mailboxes(session: Session, command: Command, response: Response) -> None:
+    args: ListArgs = command.args
+    if args.pattern == "":
+        # RFC 3501 §6.3.8: an empty pattern asks for the delimiter and root.
+        root = args.reference.split(DELIMITER, 1)[0] + DELIMITER if DELIMITER in args.reference else ""
+        response.untagged(b'LIST (\\Noselect) "/" ' + encode_mailbox(root))
+        return
+    regex = pattern_regex(args.reference, args.pattern)
+    mailboxes = session.store.list_mailboxes(_account_id(session))
+    existing = {mailbox.name: mailbox for mailbox in mailboxes}
+    names = set(existing)
+    # Parents that exist only as part of a child's name are listed \Noselect.
+    for name in list(existing):
+        parts = name.split(DELIMITER)
+        for depth in range(1, len(parts)):
+            names.add(DELIMITER.join(parts[:depth]))
+    for name in sorted(names, key=lambda n: (n != INBOX, n)):
+        if not _matches(regex, name):
+            continue
+        has_children = any(other.startswith(name + DELIMITER) for other in names)
+        attributes = ["\\HasChildren" if has_children else "\\HasNoChildren"]
+        mailbox = existing.get(name)
+        if mailbox is None:
+            attributes.insert(0, "\\Noselect")
+        elif mailbox.special_use:
+            # RFC 6154 §2: the special-use attribute in LIST.
+            attributes.append(mailbox.special_use)
+        response.untagged(_list_line("LIST", attributes, name))
+
+
+async def lsub(session: Session, command: Command, response: Response) -> None:
+    args: ListArgs = command.args
+    regex = pattern_regex(args.reference, args.pattern)
+    account_id = _account_id(session)
+    subscribed = session.store.subscriptions(account_id)
+    existing = {mailbox.name for mailbox in session.store.list_mailboxes(account_id)}
+    for name in sorted(subscribed, key=lambda n: (n != INBOX, n)):
+        if _matches(regex, name):
+            attributes = [] if name in existing else ["\\Noselect"]
+            response.untagged(_list_line("LSUB", attributes, name))
+
+
+async def status(session: Session, command: Command, response: Response) -> None:
+    args: Status = command.args
+    mailbox = session.store.get_mailbox(_account_id(session), args.mailbox)
+    if mailbox is None:
+        raise no(f"Mailbox {args.mailbox} does not exist", errors.NONEXISTENT)
+    counters = session.store.status(mailbox.id)
+    values = {
+        "MESSAGES": counters.messages,
+        "RECENT": 0,
+        "UIDNEXT": counters.uidnext,
+        "UIDVALIDITY": counters.uidvalidity,
+        "UNSEEN": counters.unseen,
+    }
+    items = " ".join(f"{item} {values[item]}" for item in args.items)
+    response.untagged(b"STATUS " + encode_mailbox(mailbox.name) + b" (" + items.encode() + b")")

@@ -1,0 +1,171 @@
+"""Handlers that change messages: APPEND, CHECK, CLOSE, UNSELECT, EXPUNGE,
+UID EXPUNGE, STORE, COPY and MOVE, with their UID forms.
+
+RFC 3501 §6.3.11 and §6.4, RFC 4315 (UIDPLUS: APPENDUID, COPYUID, UID
+EXPUNGE), RFC 6851 (MOVE), RFC 3691 (UNSELECT). Every change is durable in
+the store before its tagged OK is sent.
+"""
+
+from __future__ import annotations
+
+from garrison.imap import errors
+from garrison.imap.command import Append, Command, CopyArgs, Expunge, SpooledLiteral, Store
+from garrison.imap.encoder import Response, flag_list
+from garrison.imap.errors import bad, no
+from garrison.imap.selected import InvalidSequenceNumber, SelectedMailbox
+from garrison.imap.session import Session
+from garrison.imap.types import format_uid_set
+from garrison.store import StoreError
+
+
+def selected_mailbox(session: Session) -> SelectedMailbox:
+    assert session.selected is not None
+    return session.selected
+
+
+def resolve(selected: SelectedMailbox, command: Command, sequence_set):
+    try:
+        return selected.resolve(sequence_set, command.uid)
+    except InvalidSequenceNumber as exc:
+        raise bad(str(exc)) from None
+
+
+def _require_writable(selected: SelectedMailbox) -> None:
+    if selected.readonly:
+        # RFC 3501 §6.3.2: EXAMINE selects read-only.
+        raise no("Mailbox is read-only (selected with EXAMINE)", errors.READ_ONLY)
+
+
+async def append(session: Session, command: Command, response: Response):
+    args: Append = command.args
+    assert session.account is not None
+    mailbox = session.store.get_mailbox(session.account.id, args.mailbox)
+    if mailbox is None:
+        # RFC 3501 §6.3.11: TRYCREATE when the target mailbox does not exist.
+        raise no(f"Mailbox {args.mailbox} does not exist", errors.TRYCREATE)
+    if len(args.message) == 0:
+        raise no("Empty message", errors.CANNOT)
+    data = args.message.read() if isinstance(args.message, SpooledLiteral) else args.message
+    # TODO: the store analyses bytes in memory, so a spooled literal is read
+    # back whole here; an analyser over a stream would keep memory bounded.
+    try:
+        uidvalidity, uid = await session.store.append(
+            mailbox.id, data, args.flags, args.internaldate
+        )
+    except StoreError as exc:
+        raise no(str(exc), errors.CANNOT) from None
+    if session.selected is not None and session.selected.mailbox_id == mailbox.id:
+        session.selected.changed = True
+    # RFC 4315 §3: APPENDUID <uidvalidity> <uid>.
+    return "APPEND completed", f"APPENDUID {uidvalidity} {uid}"
+
+
+async def check(session: Session, command: Command, response: Response) -> None:
+    # RFC 3501 §6.4.1: every change is already durable; nothing to do.
+    return None
+
+
+async def close(session: Session, command: Command, response: Response) -> None:
+    selected = selected_mailbox(session)
+    if not selected.readonly:
+        # RFC 3501 §6.4.2: CLOSE expunges silently.
+        await session.store.expunge(selected.mailbox_id)
+    session.unselect()
+
+
+async def unselect(session: Session, command: Command, response: Response) -> None:
+    # RFC 3691: like CLOSE, without the expunge.
+    session.unselect()
+
+
+async def expunge(session: Session, command: Command, response: Response) -> None:
+    selected = selected_mailbox(session)
+    _require_writable(selected)
+    args: Expunge | None = command.args
+    uids = None
+    if command.uid:
+        assert args is not None and args.sequence_set is not None
+        # RFC 4315 §2.1: only the \Deleted messages among the given UIDs.
+        uids = [uid for _, uid in selected.resolve_uid_set(args.sequence_set)]
+        if not uids:
+            return None
+    gone = await session.store.expunge(selected.mailbox_id, uids)
+    selected.changed = True
+    selected.remove_expunged(gone, response)
+    return None
+
+
+async def store(session: Session, command: Command, response: Response) -> None:
+    selected = selected_mailbox(session)
+    args: Store = command.args
+    _require_writable(selected)
+    targets = resolve(selected, command, args.sequence_set)
+    if not targets:
+        return None
+    changed = await session.store.store_flags(
+        selected.mailbox_id, [uid for _, uid in targets], args.operation, args.flags
+    )
+    selected.note_flags(changed)
+    selected.changed = True
+    if args.silent:
+        return None
+    # RFC 3501 §6.4.6: report the new flags of every message in the set.
+    for seq, uid in targets:
+        flags = selected.flags.get(uid)
+        if flags is None or uid in selected.pending_expunges:
+            continue
+        if command.uid:
+            response.untagged(b"%d FETCH (UID %d FLAGS %s)" % (seq, uid, flag_list(flags)))
+        else:
+            response.untagged(b"%d FETCH (FLAGS %s)" % (seq, flag_list(flags)))
+    return None
+
+
+async def _copy_or_move(session: Session, command: Command, response: Response, move: bool):
+    selected = selected_mailbox(session)
+    args: CopyArgs = command.args
+    if move:
+        _require_writable(selected)
+    assert session.account is not None
+    target = session.store.get_mailbox(session.account.id, args.mailbox)
+    if target is None:
+        # RFC 3501 §6.4.7: TRYCREATE when the target does not exist.
+        raise no(f"Mailbox {args.mailbox} does not exist", errors.TRYCREATE)
+    targets = resolve(selected, command, args.sequence_set)
+    uids = [uid for _, uid in targets if uid not in selected.pending_expunges]
+    if not uids:
+        return f"{command.name} completed, no messages"
+    try:
+        if move:
+            if target.id == selected.mailbox_id:
+                raise no("Cannot move messages to the selected mailbox", errors.CANNOT)
+            pairs = await session.store.move(selected.mailbox_id, uids, target.id)
+        else:
+            pairs = await session.store.copy(selected.mailbox_id, uids, target.id)
+    except StoreError as exc:
+        raise no(str(exc), errors.CANNOT) from None
+    if not pairs:
+        # Every message was expunged by another session meanwhile.
+        raise no("Messages were expunged meanwhile", errors.EXPUNGEISSUED)
+    # RFC 4315 §3: COPYUID <uidvalidity> <source UIDs> <destination UIDs>.
+    code = (
+        f"COPYUID {target.uidvalidity} {format_uid_set([p[0] for p in pairs])} "
+        f"{format_uid_set([p[1] for p in pairs])}"
+    )
+    if target.id == selected.mailbox_id:
+        selected.changed = True
+    if not move:
+        return "COPY completed", code
+    # RFC 6851 §4.3: COPYUID goes in an untagged OK before the EXPUNGEs.
+    response.status(None, errors.OK, "Moved", code)
+    selected.changed = True
+    selected.remove_expunged([p[0] for p in pairs], response)
+    return "MOVE completed"
+
+
+async def copy(session: Session, command: Command, response: Response):
+    return await _copy_or_move(session, command, response, move=False)
+
+
+async def move(session: Session, command: Command, response: Response):
+    return await _copy_or_move(session, command, response, move=True)

@@ -1,0 +1,177 @@
+"""The session's view of its selected mailbox.
+
+RFC 3501 §2.3.1.2: message sequence numbers are per session and change only
+when this session announces it (EXPUNGE, EXISTS). `SelectedMailbox` keeps
+the sequence number -> UID map (`uids`, ascending) and the flags last
+reported to the client. The store calls `on_change` after every committed
+change to the mailbox; `refresh` then reads what changed since the MODSEQ
+last seen and turns it into untagged responses.
+
+Expunges by other sessions are announced only when the command allows it
+(RFC 3501 §7.4.1: not during FETCH, STORE or SEARCH). Until then the UID
+keeps its sequence number, and a FETCH on it returns no data, because the
+store no longer has the message; it never returns another message's data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterable
+
+from garrison.imap.encoder import Response, flag_list
+from garrison.imap.types import UID, ModSeq, SeqNum, SequenceSet
+from garrison.store import Mailbox, MailStore, MessageRecord
+
+
+class InvalidSequenceNumber(Exception):
+    """A message sequence number above the number of messages."""
+
+
+class SelectedMailbox:
+    """Sequence map, reported flags and change tracking of one selected mailbox."""
+
+    def __init__(
+        self,
+        store: MailStore,
+        mailbox: Mailbox,
+        records: list[MessageRecord],
+        modseq: int,
+        readonly: bool,
+    ) -> None:
+        self.store = store
+        self.mailbox = mailbox
+        self.mailbox_id = mailbox.id
+        self.readonly = readonly
+        self.uids: list[UID] = [UID(record.uid) for record in records]
+        self.flags: dict[int, frozenset[str]] = {
+            record.uid: record.flags for record in records
+        }
+        self.modseq = ModSeq(modseq)
+        self.pending_expunges: set[int] = set()
+        self.changed = False
+        self.wakeup = asyncio.Event()
+        store.subscribe(self.mailbox_id, self.on_change)
+
+    def close(self) -> None:
+        self.store.unsubscribe(self.mailbox_id, self.on_change)
+
+    def on_change(self) -> None:
+        """Store callback: note the change and wake an IDLE waiting on it."""
+        self.changed = True
+        self.wakeup.set()
+
+    # -- sequence numbers and UIDs ------------------------------------------
+
+    @property
+    def exists(self) -> int:
+        return len(self.uids)
+
+    def seq_of(self, uid: int) -> SeqNum | None:
+        index = bisect_left(self.uids, uid)
+        if index < len(self.uids) and self.uids[index] == uid:
+            return SeqNum(index + 1)
+        return None
+
+    def resolve_sequence_set(self, sequence_set: SequenceSet) -> list[tuple[SeqNum, UID]]:
+        """Return (sequence number, UID) pairs for a message sequence set.
+
+        RFC 3501 §9: a number above the message count is invalid; raises
+        `InvalidSequenceNumber`.
+        """
+        count = len(self.uids)
+        for low, high in sequence_set.resolve(count):
+            if high > count or low < 1:
+                raise InvalidSequenceNumber(f"message sequence number {high} does not exist")
+        return [
+            (SeqNum(seq), self.uids[seq - 1])
+            for seq in sequence_set.iter_sorted(count, count)
+        ]
+
+    def resolve_uid_set(self, sequence_set: SequenceSet) -> list[tuple[SeqNum, UID]]:
+        """Return (sequence number, UID) pairs for the UIDs of a UID set that exist.
+
+        RFC 3501 §6.4.8: `*` is the largest UID in use, and UIDs that do not
+        exist are ignored.
+        """
+        largest = self.uids[-1] if self.uids else 0
+        indexes: set[int] = set()
+        for low, high in sequence_set.resolve(largest):
+            start = bisect_left(self.uids, low)
+            end = bisect_right(self.uids, high)
+            indexes.update(range(start, end))
+        return [(SeqNum(index + 1), self.uids[index]) for index in sorted(indexes)]
+
+    def resolve(self, sequence_set: SequenceSet, uid: bool) -> list[tuple[SeqNum, UID]]:
+        if uid:
+            return self.resolve_uid_set(sequence_set)
+        return self.resolve_sequence_set(sequence_set)
+
+    # -- change reporting -------------------------------------------------
+
+    def note_flags(self, records: Iterable[MessageRecord]) -> None:
+        """Record flags that this session already reported (after its own STORE)."""
+        for record in records:
+            if record.uid in self.flags:
+                self.flags[record.uid] = record.flags
+
+    def refresh(self, response: Response, allow_expunge: bool) -> None:
+        """Add untagged EXPUNGE, EXISTS and FETCH FLAGS for changes since the last call."""
+        if self.changed:
+            self.changed = False
+            self._read_changes(response)
+        if allow_expunge and self.pending_expunges:
+            self._announce_expunges(response)
+
+    def _read_changes(self, response: Response) -> None:
+        mailbox = self.store.mailbox_by_id(self.mailbox_id)
+        # Read the watermark first: a change committed after it has a larger
+        # MODSEQ and is read again on the next refresh, which is harmless
+        # because every step below ignores what was already reported.
+        watermark = mailbox.highestmodseq
+        if watermark <= self.modseq:
+            return
+        for uid in self.store.vanished_since(self.mailbox_id, self.modseq):
+            if uid in self.flags:
+                self.pending_expunges.add(uid)
+        last_uid = self.uids[-1] if self.uids else 0
+        new_uids = []
+        for record in self.store.changes_since(self.mailbox_id, self.modseq):
+            if record.uid > last_uid:
+                new_uids.append(record.uid)
+                self.flags[record.uid] = record.flags
+                continue
+            known = self.flags.get(record.uid)
+            if known is None or known == record.flags:
+                continue
+            self.flags[record.uid] = record.flags
+            seq = self.seq_of(record.uid)
+            if seq is not None and record.uid not in self.pending_expunges:
+                response.untagged(
+                    b"%d FETCH (UID %d FLAGS %s)" % (seq, record.uid, flag_list(record.flags))
+                )
+        if new_uids:
+            self.uids.extend(UID(uid) for uid in new_uids)
+            response.untagged(b"%d EXISTS" % len(self.uids))
+            # RFC 3501 §7.3.2: RECENT accompanies EXISTS; no message is recent
+            # in this store.
+            response.untagged(b"0 RECENT")
+        self.modseq = ModSeq(max(self.modseq, watermark))
+
+    def _announce_expunges(self, response: Response) -> None:
+        # RFC 3501 §7.4.1: each EXPUNGE renumbers the following messages, so
+        # announce from the highest sequence number down; then the numbers
+        # sent are valid at the moment each line is read.
+        gone = self.pending_expunges
+        for index in range(len(self.uids) - 1, -1, -1):
+            if self.uids[index] in gone:
+                response.untagged(b"%d EXPUNGE" % (index + 1))
+        self.uids = [uid for uid in self.uids if uid not in gone]
+        for uid in gone:
+            self.flags.pop(uid, None)
+        self.pending_expunges = set()
+
+    def remove_expunged(self, uids: Iterable[int], response: Response) -> None:
+        """Announce UIDs this session expunged itself (EXPUNGE, MOVE, CLOSE)."""
+        self.pending_expunges.update(uid for uid in uids if uid in self.flags)
+        self._announce_expunges(response)
