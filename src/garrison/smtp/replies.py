@@ -111,6 +111,7 @@ TLS_NOT_AVAILABLE = Reply(454, "4.7.0", "TLS not available")
 # -- 5yz: permanent negative ----------------------------------------------
 
 UNKNOWN_COMMAND = Reply(500, "5.5.1", "Command unrecognized")
+NOT_IMPLEMENTED = Reply(502, "5.5.1", "Command not implemented")
 LINE_TOO_LONG = Reply(500, "5.5.2", "Line too long")
 SYNTAX_ERROR = Reply(501, "5.5.4", "Syntax error in parameters or arguments")
 SENDER_SYNTAX = Reply(501, "5.1.7", "Bad sender address syntax")
@@ -123,6 +124,9 @@ NESTED_MAIL = Reply(503, "5.5.1", "Sender already specified")
 ALREADY_TLS = Reply(503, "5.5.1", "TLS already active")
 DATA_AFTER_BDAT = Reply(503, "5.5.1", "DATA is not allowed in a BDAT transaction")
 BDAT_FAILED = Reply(503, "5.5.1", "Earlier BDAT failed; send RSET")
+STARTTLS_PIPELINED = Reply(
+    554, "5.5.1", "Commands pipelined after STARTTLS were discarded; closing connection"
+)
 MUST_USE_TLS = Reply(530, "5.7.0", "Must issue a STARTTLS command first")
 UNSUPPORTED_PARAMETER = Reply(555, "5.5.4", "Unsupported parameter")
 PARAMETER_SYNTAX = Reply(501, "5.5.4", "Invalid parameter value")

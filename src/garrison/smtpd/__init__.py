@@ -1,0 +1,29 @@
+"""SMTP receiving server (MX): `SMTPServer` serves one listener.
+
+Modules:
+
+- `server`: connection loop, dispatch through the command table, shutdown.
+- `commands`: the command table (handler, allowed states, TLS and
+  pipelining flags).
+- `session`: session state in three reset scopes (connection, transaction,
+  recipient).
+- `handlers`: EHLO, HELO, MAIL, RCPT, RSET, NOOP, QUIT, VRFY, HELP, STARTTLS.
+- `receiver`: DATA and BDAT, streaming content to a blob, then delivery.
+- `connection`: buffered reads, batched replies, timeouts.
+- `trace`: queue ids and the Return-Path and Received header fields.
+
+RFCs: 5321 (SMTP), 1870 (SIZE), 2034 (ENHANCEDSTATUSCODES), 2920
+(PIPELINING), 3030 (CHUNKING; BINARYMIME is not offered), 3207 (STARTTLS),
+3848 (Received protocol types), 6152 (8BITMIME), 6531 (SMTPUTF8). DSN
+(RFC 3461) and AUTH (RFC 4954) are not offered yet.
+
+Security assumptions: every limit a client controls is bounded (line and
+command length, message size, recipients, errors, time per command and
+per data block); a message with bare CR or LF is rejected (SMTP
+smuggling); input pipelined behind STARTTLS ends the session; mail for
+domains that are not local is rejected (no relay).
+"""
+
+from garrison.smtpd.server import SMTPServer
+
+__all__ = ["SMTPServer"]

@@ -1,0 +1,153 @@
+"""Buffered I/O for one SMTP connection: command lines, data chunks, replies.
+
+`Connection` reads from the socket in large chunks into its own buffer, so
+a pipelined group of commands (RFC 2920) costs one read system call, and
+it queues replies until the input buffer runs dry, so the replies to one
+group leave in one write. Every wait for input has a timeout. Memory is
+bounded: a command line longer than the limit is discarded, never stored
+whole, and data is handed out in chunks of at most `CHUNK_SIZE` bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+# Bytes requested from the socket per read, and the largest data chunk
+# handed to a receiver.
+CHUNK_SIZE = 64 * 1024
+
+
+class ConnectionClosed(Exception):
+    """The client closed the connection (EOF or reset)."""
+
+
+class LineTooLong(Exception):
+    """A command line exceeded the limit; the whole line has been discarded."""
+
+
+class Connection:
+    """The reader and writer of one client connection with their buffers."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self._buffer = bytearray()
+        # Offset up to which _buffer is known to contain no LF.
+        self._scanned = 0
+        self._replies: list[bytes] = []
+
+    # -- input ---------------------------------------------------------------
+
+    async def read_line(self, timeout: float, max_length: int) -> bytes:
+        """Return the next line without its line end (CRLF or LF).
+
+        Raises LineTooLong after discarding a line longer than `max_length`
+        (line end included), TimeoutError when no complete line arrives in
+        `timeout` seconds, and ConnectionClosed at EOF.
+        """
+        discarding = False
+        while True:
+            end = self._buffer.find(b"\n", self._scanned)
+            if end >= 0:
+                line = bytes(self._buffer[: end + 1])
+                del self._buffer[: end + 1]
+                self._scanned = 0
+                if discarding or len(line) > max_length:
+                    raise LineTooLong()
+                return line[:-2] if line.endswith(b"\r\n") else line[:-1]
+
+            if len(self._buffer) > max_length:
+                # RFC 5321 §4.5.3.1.4: the line is over the limit; drop what we
+                # have and keep reading only to find where it ends.
+                discarding = True
+                self._buffer.clear()
+            self._scanned = len(self._buffer)
+            await self._fill(timeout)
+
+    async def read_chunk(self, max_size: int, timeout: float) -> bytes:
+        """Return between 1 and `max_size` bytes: buffered input first.
+
+        Raises TimeoutError and ConnectionClosed like `read_line`.
+        """
+        if not self._buffer:
+            await self._fill(timeout, min(max_size, CHUNK_SIZE))
+        size = min(max_size, len(self._buffer), CHUNK_SIZE)
+        chunk = bytes(self._buffer[:size])
+        del self._buffer[:size]
+        self._scanned = 0
+        return chunk
+
+    def unread(self, data: bytes) -> None:
+        """Put bytes back in front of the buffer (input that follows a message)."""
+        if data:
+            self._buffer[:0] = data
+            self._scanned = 0
+
+    def has_pending_input(self) -> bool:
+        """Whether the client has sent bytes that were not consumed yet."""
+        # NOTE: StreamReader has no public way to peek at its buffer; the
+        # private attribute has been stable since Python 3.4.
+        return bool(self._buffer) or bool(getattr(self.reader, "_buffer", b""))
+
+    def discard_pending_input(self) -> int:
+        """Drop every unconsumed input byte and return how many there were."""
+        stream_buffer = getattr(self.reader, "_buffer", None)
+        dropped = len(self._buffer) + (len(stream_buffer) if stream_buffer else 0)
+        self._buffer.clear()
+        self._scanned = 0
+        if stream_buffer:
+            stream_buffer.clear()
+        return dropped
+
+    async def _fill(self, timeout: float, size: int = CHUNK_SIZE) -> None:
+        # RFC 2920 §3.2: the replies to a pipelined group may be held until
+        # the input is exhausted, and must be sent before waiting for more.
+        if self._replies:
+            await self.flush()
+        try:
+            async with asyncio.timeout(timeout):
+                data = await self.reader.read(size)
+        except ConnectionError as exc:
+            raise ConnectionClosed() from exc
+        if not data:
+            raise ConnectionClosed()
+        self._buffer += data
+
+    # -- output --------------------------------------------------------------
+
+    def send(self, data: bytes) -> None:
+        """Queue encoded reply bytes; they are written by the next flush."""
+        self._replies.append(data)
+
+    async def flush(self) -> None:
+        """Write the queued replies and wait until the transport accepts them."""
+        if self._replies:
+            data = self._replies[0] if len(self._replies) == 1 else b"".join(self._replies)
+            self._replies.clear()
+            self.writer.write(data)
+        try:
+            await self.writer.drain()
+        except ConnectionError as exc:
+            raise ConnectionClosed() from exc
+
+    def write_now(self, data: bytes) -> None:
+        """Write queued replies and `data` to the transport without waiting."""
+        self._replies.append(data)
+        self.writer.write(b"".join(self._replies))
+        self._replies.clear()
+
+    def abandon_output(self) -> None:
+        """Drop queued replies (the transport is no longer usable)."""
+        self._replies.clear()
+
+    async def close(self) -> None:
+        """Flush what can be flushed and close the transport."""
+        try:
+            if self._replies and not self.writer.is_closing():
+                self.writer.write(b"".join(self._replies))
+            self._replies.clear()
+            self.writer.close()
+            async with asyncio.timeout(5):
+                await self.writer.wait_closed()
+        except (ConnectionError, TimeoutError, OSError):
+            pass

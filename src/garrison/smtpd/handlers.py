@@ -1,0 +1,227 @@
+"""Handlers for the envelope and session commands (RFC 5321 §4.1.1).
+
+Each handler takes the session and the command's argument text, queues
+its replies with `session.reply` or `session.reject`, and returns nothing.
+The dispatcher has already checked the command-order state and the TLS
+requirement from the command table, so handlers check only what is
+specific to them. DATA and BDAT live in `receiver`.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from garrison.delivery import Recipient
+from garrison.observability.log import event
+from garrison.smtp import extensions, replies
+from garrison.smtp.parser import (
+    SMTPSyntaxError,
+    parse_domain_argument,
+    parse_mail_argument,
+    parse_rcpt_argument,
+)
+from garrison.smtpd.session import Session
+from garrison.smtpd.trace import new_queue_id
+
+log = logging.getLogger("garrison.smtpd")
+
+
+async def handle_ehlo(session: Session, argument: str) -> None:
+    """EHLO: record the client name, reset the transaction, list extensions."""
+    await _greet(session, argument, esmtp=True)
+
+
+async def handle_helo(session: Session, argument: str) -> None:
+    """HELO: like EHLO, but the session uses no service extensions."""
+    await _greet(session, argument, esmtp=False)
+
+
+async def _greet(session: Session, argument: str, esmtp: bool) -> None:
+    try:
+        helo = parse_domain_argument(argument)
+    except SMTPSyntaxError as exc:
+        session.reject("helo", exc.reply)
+        return
+
+    # RFC 5321 §4.1.4: EHLO or HELO in the middle of a session resets it
+    # as RSET does.
+    session.transaction.reset()
+    session.connection.helo = helo
+    session.connection.esmtp = esmtp
+    if esmtp:
+        session.io.send(session.server.ehlo_reply(session.connection.tls))
+    else:
+        session.io.send(session.server.helo_reply)
+
+
+async def handle_mail(session: Session, argument: str) -> None:
+    """MAIL: start a transaction after checking the sender and its parameters."""
+    try:
+        parsed = parse_mail_argument(argument)
+    except SMTPSyntaxError as exc:
+        session.reject("mail", exc.reply)
+        return
+
+    parameters: dict[str, str] = {}
+    smtputf8 = False
+    declared_size = None
+    for keyword, value in parsed.parameters.items():
+        # Service extension parameters exist only in sessions opened with
+        # EHLO; after HELO the client speaks plain SMTP.
+        if not session.connection.esmtp:
+            session.reject("mail", replies.UNSUPPORTED_PARAMETER)
+            return
+        if keyword == extensions.SIZE:
+            # RFC 1870 §6: SIZE=n with n the estimated message size in octets.
+            if value is None or not value.isdigit() or len(value) > 20:
+                session.reject("mail", replies.PARAMETER_SYNTAX)
+                return
+            declared_size = int(value)
+            if declared_size > session.server.settings.smtp.max_message_size:
+                session.reject("mail", replies.MESSAGE_TOO_BIG)
+                return
+        elif keyword == "BODY":
+            body = (value or "").upper()
+            if body == extensions.BODY_BINARYMIME:
+                # RFC 3030 §3: BINARYMIME needs the extension, not advertised.
+                session.reject("mail", replies.BINARYMIME_NOT_SUPPORTED)
+                return
+            # RFC 6152 §2: BODY=7BIT or BODY=8BITMIME.
+            if body not in (extensions.BODY_7BIT, extensions.BODY_8BITMIME):
+                session.reject("mail", replies.PARAMETER_SYNTAX)
+                return
+            value = body
+        elif keyword == extensions.SMTPUTF8:
+            # RFC 6531 §3.4: the SMTPUTF8 parameter has no value.
+            if value is not None:
+                session.reject("mail", replies.PARAMETER_SYNTAX)
+                return
+            smtputf8 = True
+        else:
+            # RFC 5321 §4.1.1.11: an unrecognized parameter gets 555.
+            session.reject("mail", replies.UNSUPPORTED_PARAMETER)
+            return
+        parameters[keyword] = value or ""
+
+    transaction = session.transaction
+    transaction.reset()
+    transaction.queue_id = new_queue_id()
+    transaction.has_sender = True
+    transaction.sender = parsed.sender.address if parsed.sender else ""
+    transaction.parameters = parameters
+    transaction.smtputf8 = smtputf8
+    transaction.declared_size = declared_size
+    session.reply(replies.SENDER_OK)
+
+
+async def handle_rcpt(session: Session, argument: str) -> None:
+    """RCPT: accept a local recipient; reject unknown users and relaying."""
+    transaction = session.transaction
+    try:
+        parsed = parse_rcpt_argument(argument, utf8=transaction.smtputf8)
+    except SMTPSyntaxError as exc:
+        session.reject("rcpt", exc.reply)
+        return
+
+    address = parsed.recipient.address
+    if parsed.parameters:
+        # DSN (RFC 3461) is not advertised, so no RCPT parameter is known.
+        session.reject("rcpt", replies.UNSUPPORTED_PARAMETER, address)
+        return
+
+    # RFC 5321 §4.5.3.1.8 and §4.5.3.1.10: past the recipient limit, 452.
+    if len(transaction.recipients) >= session.server.settings.smtp.max_recipients:
+        session.reject("rcpt", replies.TOO_MANY_RECIPIENTS, address)
+        return
+
+    resolution = session.server.directory.resolve_recipient(address)
+    if resolution.kind == "not_local":
+        # This listener is an MX: it accepts mail for local domains only.
+        session.reject("rcpt", replies.RELAY_DENIED, address)
+        return
+    if resolution.kind != "local":
+        session.reject("rcpt", replies.USER_UNKNOWN, address)
+        return
+
+    transaction.recipients.append(Recipient(address, list(resolution.accounts)))
+    session.reply(replies.RECIPIENT_OK)
+
+
+async def handle_rset(session: Session, argument: str) -> None:
+    """RSET: abort the transaction (RFC 5321 §4.1.1.5)."""
+    if argument:
+        session.reply(replies.SYNTAX_ERROR)
+        return
+    session.transaction.reset()
+    session.reply(replies.RESET_OK)
+
+
+async def handle_noop(session: Session, argument: str) -> None:
+    """NOOP: RFC 5321 §4.1.1.9 says any argument is ignored."""
+    session.reply(replies.OK)
+
+
+async def handle_quit(session: Session, argument: str) -> None:
+    """QUIT: say goodbye and end the session (RFC 5321 §4.1.1.10)."""
+    session.io.send(session.server.closing_reply)
+    session.closing = True
+
+
+async def handle_vrfy(session: Session, argument: str) -> None:
+    """VRFY: answer 252 without revealing whether the address exists."""
+    if not argument:
+        session.reply(replies.SYNTAX_ERROR)
+        return
+    session.reply(replies.CANNOT_VERIFY)
+
+
+async def handle_help(session: Session, argument: str) -> None:
+    """HELP: list the commands (RFC 5321 §4.1.1.8)."""
+    session.reply(replies.HELP)
+
+
+async def handle_starttls(session: Session, argument: str) -> None:
+    """STARTTLS: switch the connection to TLS and forget the client (RFC 3207)."""
+    if not session.server.offers_starttls:
+        session.reply(replies.NOT_IMPLEMENTED)
+        return
+    if session.connection.tls:
+        session.reply(replies.ALREADY_TLS)
+        return
+    if argument:
+        session.reply(replies.SYNTAX_ERROR)
+        return
+
+    io = session.io
+    if io.has_pending_input():
+        # Bytes sent behind STARTTLS would be read as if they came through
+        # TLS (the STARTTLS command injection attack, CVE-2011-0411).  Drop
+        # them and end the session rather than start TLS.
+        dropped = io.discard_pending_input()
+        event(
+            log, "starttls_pipelined", logging.WARNING,
+            session=session.connection.session_id, bytes=dropped,
+        )
+        session.reject("starttls", replies.STARTTLS_PIPELINED)
+        session.closing = True
+        return
+
+    # No await between writing 220 and starting TLS, so that no further
+    # plaintext (or the ClientHello) can land in the StreamReader buffer.
+    io.write_now(replies.READY_FOR_TLS.encode())
+    try:
+        await io.writer.start_tls(
+            session.server.tls_context, ssl_handshake_timeout=session.server.handshake_timeout
+        )
+    except (OSError, TimeoutError, ConnectionError) as exc:
+        event(
+            log, "tls_failed", logging.WARNING,
+            session=session.connection.session_id, error=exc,
+        )
+        session.closing = True
+        session.io.abandon_output()
+        return
+
+    session.transaction.reset()
+    session.connection.forget_client()
+    session.server.record_tls(session)

@@ -1,0 +1,276 @@
+"""`SMTPServer`: the connection loop, command dispatch and graceful shutdown.
+
+`SMTPServer.handle(reader, writer)` serves one connection: greeting, then
+one command line at a time through the command table, until QUIT, an
+error limit, a timeout or shutdown. `SMTPServer.shutdown()` ends every
+session: idle sessions get 421 at once, a transaction that is receiving
+data gets `server.shutdown_grace` seconds to finish, and a message whose
+blob is committed is never interrupted, so no acknowledged message is lost.
+
+Log events (logger `garrison.smtpd`, one logfmt line each): connect, tls,
+reject, queued, error, disconnect. No line contains message content.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from typing import Any
+
+from garrison.config import ListenerSettings, Settings
+from garrison.delivery import DeliveryPipeline
+from garrison.directory import Directory
+from garrison.observability.log import event, format_event
+from garrison.smtp import extensions, replies
+from garrison.smtp.parser import SMTPSyntaxError, parse_command_line
+from garrison.smtp.replies import Reply, format_lines
+from garrison.smtpd.commands import COMMANDS
+from garrison.smtpd.connection import Connection, ConnectionClosed, LineTooLong
+from garrison.smtpd.session import ConnectionState, Session
+from garrison.smtpd.trace import new_session_id
+from garrison.store import MailStore
+
+log = logging.getLogger("garrison.smtpd")
+
+# Seconds a client gets to complete the TLS handshake after STARTTLS.
+HANDSHAKE_TIMEOUT = 30.0
+
+
+class SMTPServer:
+    """The SMTP receiving server (MX) for one listener."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        listener: ListenerSettings,
+        tls_context: ssl.SSLContext | None,
+        directory: Directory,
+        store: MailStore,
+        delivery: DeliveryPipeline,
+        **_unused: Any,
+    ) -> None:
+        self.settings = settings
+        self.listener = listener
+        self.tls_context = tls_context
+        self.directory = directory
+        self.store = store
+        self.delivery = delivery
+        self.hostname = settings.server.hostname
+        self.offers_starttls = listener.tls == "starttls" and tls_context is not None
+        # Submission on a STARTTLS port accepts mail only over TLS; an MX
+        # must accept plaintext, because RFC 3207 §4 forbids requiring TLS
+        # of publicly-referenced servers.
+        self.require_tls = listener.protocol == "submission" and listener.tls == "starttls"
+        self.handshake_timeout = HANDSHAKE_TIMEOUT
+        self.shutdown_grace = settings.server.shutdown_grace
+        self.closing = False
+        self._sessions: dict[Session, asyncio.Task[Any]] = {}
+
+        self.greeting = _with_host(replies.SERVICE_READY, self.hostname).encode()
+        self.closing_reply = _with_host(replies.CLOSING, self.hostname).encode()
+        self.helo_reply = f"250 {self.hostname}\r\n".encode()
+        self._shutdown_reply = _with_host(replies.SHUTTING_DOWN, self.hostname).encode()
+        self._timeout_reply = _with_host(replies.TIMEOUT, self.hostname).encode()
+        self._errors_reply = _with_host(replies.TOO_MANY_ERRORS, self.hostname).encode()
+        self._ehlo_replies = {tls: self._build_ehlo_reply(tls) for tls in (False, True)}
+
+    def _build_ehlo_reply(self, tls: bool) -> bytes:
+        keywords = [
+            self.hostname,
+            extensions.PIPELINING,
+            f"{extensions.SIZE} {self.settings.smtp.max_message_size}",
+            extensions.EIGHTBITMIME,
+            extensions.SMTPUTF8,
+            extensions.ENHANCEDSTATUSCODES,
+        ]
+        # RFC 3207 §4.2: STARTTLS is not offered once TLS is active.
+        if self.offers_starttls and not tls:
+            keywords.append(extensions.STARTTLS)
+        keywords.append(extensions.CHUNKING)
+        return format_lines(250, keywords)
+
+    def ehlo_reply(self, tls: bool) -> bytes:
+        """Return the encoded EHLO reply for a plain or a TLS connection."""
+        return self._ehlo_replies[tls]
+
+    # -- connection loop -----------------------------------------------------
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Serve one client connection until it ends; never raises."""
+        peer = writer.get_extra_info("peername") or ("", 0)
+        state = ConnectionState(new_session_id(), str(peer[0]), int(peer[1]))
+        session = Session(self, Connection(reader, writer), state)
+        task = asyncio.current_task()
+        assert task is not None
+        self._sessions[session] = task
+        if self.listener.tls == "implicit":
+            self.record_tls(session)
+        event(
+            log, "connect", session=state.session_id, ip=state.client_ip,
+            port=state.client_port, listener=self.listener.name,
+        )
+
+        reason = "error"
+        try:
+            if self.closing:
+                session.io.send(self._shutdown_reply)
+                reason = "shutdown"
+                return
+            session.io.send(self.greeting)
+            reason = await self._run(session)
+        except asyncio.CancelledError:
+            if not self.closing:
+                raise
+            # shutdown() cancelled this session while it waited for input
+            # or past the grace period: answer 421 and end cleanly.
+            task.uncancel()
+            session.transaction.reset()
+            session.io.send(self._shutdown_reply)
+            reason = "shutdown"
+        except Exception:
+            log.error(
+                format_event("error", {"session": state.session_id, "stage": "session"}),
+                exc_info=True,
+            )
+        finally:
+            session.transaction.reset()
+            del self._sessions[session]
+            await session.io.close()
+            event(
+                log, "disconnect", session=state.session_id, ip=state.client_ip,
+                reason=reason, commands=state.commands, messages=state.messages,
+                rejects=state.rejects,
+            )
+
+    async def _run(self, session: Session) -> str:
+        """Read and dispatch commands; return why the session ended."""
+        limits = self.settings.smtp
+        io = session.io
+        connection = session.connection
+        while True:
+            if self.closing:
+                io.send(self._shutdown_reply)
+                return "shutdown"
+
+            try:
+                session.phase = "idle"
+                try:
+                    line = await io.read_line(
+                        limits.command_timeout, limits.max_command_line_length
+                    )
+                except LineTooLong:
+                    session.phase = "busy"
+                    # RFC 5321 §4.5.3.1.4: the line was over the command limit.
+                    session.reject("command", replies.LINE_TOO_LONG)
+                else:
+                    session.phase = "busy"
+                    connection.commands += 1
+                    await self._dispatch(session, line)
+            except TimeoutError:
+                # RFC 5321 §4.5.3.2: the server may close an idle session.
+                io.send(self._timeout_reply)
+                return "timeout"
+            except ConnectionClosed:
+                return "disconnect"
+
+            if session.closing:
+                return "quit"
+            if connection.errors >= limits.max_errors:
+                io.send(self._errors_reply)
+                return "too_many_errors"
+
+    async def _dispatch(self, session: Session, line: bytes) -> None:
+        """Run one command line through the command table."""
+        try:
+            command = parse_command_line(line)
+        except SMTPSyntaxError as exc:
+            session.reject("command", exc.reply)
+            return
+
+        spec = COMMANDS.get(command.verb)
+        if spec is None:
+            session.reject("command", replies.UNKNOWN_COMMAND)
+            return
+        stage = command.verb.lower()
+        state = session.state
+        if state not in spec.states:
+            session.reject(stage, spec.state_error(state))
+            return
+        if self.require_tls and not spec.before_tls and not session.connection.tls:
+            session.reject(stage, replies.MUST_USE_TLS)
+            return
+
+        try:
+            await spec.handler(session, command.argument)
+        except (TimeoutError, ConnectionClosed):
+            raise
+        except Exception:
+            # A bug or an unexpected service failure: log it once with its
+            # traceback, drop the transaction and tell the client to retry.
+            log.error(
+                format_event(
+                    "error",
+                    {
+                        "session": session.connection.session_id,
+                        "queue_id": session.transaction.queue_id or None,
+                        "stage": stage,
+                    },
+                ),
+                exc_info=True,
+            )
+            session.transaction.reset()
+            session.reply(
+                replies.LOCAL_ERROR.with_text(
+                    f"{replies.LOCAL_ERROR.text} (session {session.connection.session_id})"
+                )
+            )
+        if spec.ends_group:
+            await session.io.flush()
+
+    def record_tls(self, session: Session) -> None:
+        """Store the TLS version and cipher of the session and log them."""
+        ssl_object = session.io.writer.get_extra_info("ssl_object")
+        if ssl_object is None:
+            return
+        connection = session.connection
+        connection.tls_version = ssl_object.version() or "TLS"
+        cipher = ssl_object.cipher()
+        if cipher:
+            connection.tls_cipher = cipher[0]
+            connection.tls_bits = cipher[2]
+        event(
+            log, "tls", session=connection.session_id, version=connection.tls_version,
+            cipher=connection.tls_cipher,
+        )
+
+    # -- shutdown ------------------------------------------------------------
+
+    async def shutdown(self) -> None:
+        """End every session cleanly; return when all have ended.
+
+        Idle sessions are answered 421 4.3.2 at once. Sessions inside a
+        command get `shutdown_grace` seconds to reach the next command,
+        where they also get 421. After that, sessions still receiving data
+        are cancelled (421, blob aborted). A session that is delivering a
+        committed message is never cancelled.
+        """
+        self.closing = True
+        for session, task in list(self._sessions.items()):
+            if session.phase == "idle":
+                task.cancel()
+        pending = list(self._sessions.values())
+        if pending:
+            await asyncio.wait(pending, timeout=self.shutdown_grace)
+
+        for session, task in list(self._sessions.items()):
+            if session.phase != "delivering":
+                task.cancel()
+        pending = list(self._sessions.values())
+        if pending:
+            await asyncio.wait(pending, timeout=self.shutdown_grace)
+
+
+def _with_host(reply: Reply, hostname: str) -> Reply:
+    # RFC 5321 §4.2: the 220, 221 and 421 replies start with the server's name.
+    return reply.with_text(f"{hostname} {reply.text}")
