@@ -118,22 +118,19 @@ def init(
 @app.command()
 def serve(config: ConfigOption = None) -> None:
     """Run the mail server until SIGTERM or SIGINT."""
-    import asyncio
-
-    import uvloop
-
     from garrison.observability.log import setup_logging
-    from garrison.server.runner import serve as run_server
+    from garrison.server.supervisor import supervise
 
     settings = settings_from(config)
     setup_logging(settings.server.log_level)
     try:
-        uvloop.install()
-        asyncio.run(run_server(settings))
+        status = supervise(settings)
     except OSError as exc:
         fail(f"cannot start: {exc}")
     except ValueError as exc:
         fail(str(exc))
+    if status:
+        fail("a worker process failed to start; see the log lines above")
 
 
 @config_app.command("sample")

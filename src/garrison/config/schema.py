@@ -35,6 +35,13 @@ class ServerSettings(Section):
         description="Directory that holds the database, message blobs and spool. "
         "A relative path is taken from the config file's directory.",
     )
+    workers: int = Field(
+        0,
+        ge=0,
+        le=256,
+        description="Worker processes that share the listening sockets; "
+        "0 means one per CPU core.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Lowest level of log lines written to standard error."
     )

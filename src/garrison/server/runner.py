@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
 from typing import Any, Protocol
 
 from garrison.config import ListenerSettings, Settings
 from garrison.observability.log import event
+from garrison.server.peers import PeerNotifier
 from garrison.server.services import Services
 
 log = logging.getLogger("garrison.server")
@@ -59,8 +61,11 @@ def build_protocol(listener: ListenerSettings, services: Services) -> ProtocolSe
 class Runner:
     """Owns the services, the listening sockets and the protocol servers."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self, settings: Settings, sockets: dict[str, socket.socket] | None = None
+    ) -> None:
         self.settings = settings
+        self.sockets = sockets or {}
         self.services: Services | None = None
         self.servers: list[tuple[ListenerSettings, asyncio.Server, ProtocolServer]] = []
         self.stopping = asyncio.Event()
@@ -74,15 +79,21 @@ class Runner:
                 ssl_context = (
                     self.services.tls_context if listener.tls == "implicit" else None
                 )
-                server = await asyncio.start_server(
-                    protocol.handle,
-                    listener.address,
-                    listener.port,
-                    ssl=ssl_context,
-                    reuse_address=True,
-                    backlog=1024,
-                    limit=256 * 1024,
-                )
+                bound = self.sockets.get(listener.name)
+                if bound is not None:
+                    server = await asyncio.start_server(
+                        protocol.handle, sock=bound, ssl=ssl_context, limit=256 * 1024
+                    )
+                else:
+                    server = await asyncio.start_server(
+                        protocol.handle,
+                        listener.address,
+                        listener.port,
+                        ssl=ssl_context,
+                        reuse_address=True,
+                        backlog=1024,
+                        limit=256 * 1024,
+                    )
                 self.servers.append((listener, server, protocol))
                 port = server.sockets[0].getsockname()[1]
                 event(
@@ -121,14 +132,32 @@ class Runner:
         event(log, "stopped")
 
 
-async def serve(settings: Settings) -> None:
-    """Run until SIGTERM or SIGINT, then shut down cleanly."""
-    runner = Runner(settings)
+async def serve(
+    settings: Settings,
+    sockets: dict[str, socket.socket] | None = None,
+    worker: tuple[int, int] = (0, 1),
+) -> None:
+    """Run one worker until SIGTERM or SIGINT, then shut down cleanly.
+
+    `worker` is (index, count): with more than one worker, committed changes
+    are announced to the other workers' IMAP sessions.
+    """
+    runner = Runner(settings, sockets)
     await runner.start()
+    assert runner.services is not None
+    index, count = worker
+    peers = None
+    if count > 1:
+        peers = PeerNotifier(
+            settings.server.data_dir / "run", index, count, runner.services.store
+        )
+        peers.start()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, runner.stopping.set)
-    event(log, "started", hostname=settings.server.hostname)
+    event(log, "started", hostname=settings.server.hostname, worker=index)
     await runner.stopping.wait()
-    event(log, "stopping")
+    event(log, "stopping", worker=index)
+    if peers is not None:
+        peers.stop()
     await runner.stop()

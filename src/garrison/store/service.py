@@ -135,8 +135,9 @@ class MailStore:
         self.settings = settings
         self.blobs = BlobStore(settings.blob_dir, settings.spool_dir)
         self._hub = ChangeHub()
+        self._commit_listeners: list[Callable[[set[int]], None]] = []
         self._writer = GroupCommitWriter(
-            settings.db_path, self._hub.publish, settings.store.group_commit_max
+            settings.db_path, self._after_commit, settings.store.group_commit_max
         )
         self._read = connect(settings.db_path)
         self._meta_cache: OrderedDict[str, MessageAnalysis] = OrderedDict()
@@ -155,6 +156,19 @@ class MailStore:
 
     def unsubscribe(self, mailbox_id: int, callback: Callable[[], None]) -> None:
         self._hub.unsubscribe(mailbox_id, callback)
+
+    def add_commit_listener(self, listener: Callable[[set[int]], None]) -> None:
+        """Call `listener(mailbox_ids)` after each local commit (to tell other processes)."""
+        self._commit_listeners.append(listener)
+
+    def notify_changed(self, mailbox_ids: Iterable[int]) -> None:
+        """Announce changes committed by another process to local subscribers."""
+        self._hub.publish(mailbox_ids)
+
+    def _after_commit(self, mailbox_ids: set[int]) -> None:
+        self._hub.publish(mailbox_ids)
+        for listener in self._commit_listeners:
+            listener(mailbox_ids)
 
     # -- mailboxes ----------------------------------------------------------
 
