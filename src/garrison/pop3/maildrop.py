@@ -87,6 +87,9 @@ class Maildrop:
         """Number of messages not marked as deleted."""
         return len(self._messages) - len(self._deleted)
 
+    # NOTE: sizes are the stored sizes. For a message stored with bare LF line
+    # endings (possible through IMAP APPEND) RETR sends CRLF, so it sends more
+    # octets than LIST and STAT report.
     @property
     def octets(self) -> int:
         """Total size of the messages not marked as deleted, in octets."""

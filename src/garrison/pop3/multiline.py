@@ -4,7 +4,7 @@ RFC 1939 §3: every line of a multi-line reply ends with CRLF, a line that
 starts with "." gets one more "." in front (byte-stuffing), and the reply
 ends with a line holding a single ".". `MultilineEncoder` does this over a
 stream of chunks with state carried between them, so a RETR of a large
-message never holds more than one chunk in memory. `TopCutter` cuts a
+message keeps at most one chunk in memory. `TopCutter` cuts a
 message after its header and a given number of body lines, for TOP
 (RFC 1939 §7).
 """
@@ -74,7 +74,7 @@ class TopCutter:
         self._in_header = True
         # The start of the current line while it is still b"" or b"\r", so it
         # may turn out to be the blank line that ends the header; None once it
-        # holds anything else. Lines can span chunks.
+        # contains anything else. Lines can span chunks.
         self._line_start: bytes | None = b""
         self.done = False
 

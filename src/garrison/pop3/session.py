@@ -189,12 +189,12 @@ class Session:
         """
         await self.writer.drain()
 
-        # RFC 2595 §4 (as RFC 3207 §4 says for SMTP): bytes that arrived
-        # after STLS but before the handshake were sent in the clear and may
-        # have been injected, so they are dropped. asyncio.StreamReader has
-        # no public way to drop buffered bytes, hence the private attribute.
-        # No await separates this from start_tls, which stops reading the
-        # socket before it yields.
+        # Bytes that arrived after STLS but before the handshake were sent in
+        # the clear and may have been injected by a man in the middle (the
+        # STARTTLS command injection of CVE-2011-0411), so they are dropped.
+        # asyncio.StreamReader has no public call for this, hence the private
+        # attribute. No await separates this from start_tls, which stops
+        # reading the socket before it yields.
         dropped = len(self.reader._buffer)  # noqa: SLF001
         self.reader._buffer.clear()  # noqa: SLF001
 
@@ -207,7 +207,7 @@ class Session:
             event(logger, "starttls", session=self.id, result="failed", error=error)
             raise SessionAborted("TLS handshake failed") from None
 
-        # RFC 2595 §4: forget what the client said before TLS.
+        # Nothing the client sent in the clear carries over, such as a USER.
         self.pending_user = None
         event(logger, "starttls", session=self.id, result="ok", dropped=dropped)
 
@@ -316,8 +316,8 @@ class Session:
     async def shut_down(self) -> None:
         """Close the connection now if the session is waiting for the client.
 
-        A session in the middle of a command finishes it and then sees
-        `server.closing` in its read loop. Nothing is expunged either way.
+        A session in the middle of a command finishes it, and its read loop
+        then checks `server.closing`. Nothing is expunged either way.
         """
         if self.waiting_for_input and not self.closed:
             self.closed = True

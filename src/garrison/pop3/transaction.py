@@ -127,6 +127,8 @@ async def quit(session: Session, command: Command) -> None:
             await store.store_flags(maildrop.mailbox_id, seen, "add", SEEN)
         expunged: list[int] = []
         if deleted:
+            # NOTE: flagging and expunging are two store transactions. If the
+            # expunge fails, the messages stay in the INBOX flagged \Deleted.
             await store.store_flags(maildrop.mailbox_id, deleted, "add", DELETED)
             expunged = await store.expunge(maildrop.mailbox_id, deleted)
     except Exception:
