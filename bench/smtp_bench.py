@@ -46,7 +46,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def process_tree(pid: int) -> list[int]:
+    """Return the pid and all its descendants (the supervisor and its workers)."""
+    found = [pid]
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        children = (task / "children").read_text().split()
+        for child in children:
+            found.extend(process_tree(int(child)))
+    return found
+
+
 def process_cpu_seconds(pids: list[int]) -> float:
+    """Return the CPU seconds (user + system) used so far by the processes."""
     total = 0.0
     for pid in pids:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -185,12 +196,14 @@ def main() -> None:
     results: dict[str, list[dict]] = {"garrison": [], "peer": []}
     workdir = Path(tempfile.mkdtemp(prefix="garrison-bench-"))
     server, port, db = start_garrison(workdir)
+    time.sleep(2)  # let every worker finish starting
+    workers = process_tree(server.pid)
     try:
         for run in range(args.runs):
             before = inbox_count(db)
             results["garrison"].append(
                 run_load(args, f"127.0.0.1:{port}", "alice@example.test",
-                         lambda: process_cpu_seconds([server.pid]))
+                         lambda: process_cpu_seconds(workers))
             )
             stored = inbox_count(db) - before
             if stored != args.count:

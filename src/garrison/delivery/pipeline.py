@@ -72,6 +72,8 @@ class DeliveryPipeline:
 
     def analyse_blob(self, blob: BlobRef) -> MessageAnalysis:
         """Analyse a committed blob without holding a large one in memory twice."""
+        if blob.data is not None:
+            return analyse(blob.data)
         if blob.size <= _READ_LIMIT:
             return analyse(self.store.blobs.read(blob.blob_id))
         with self.store.blobs.open(blob.blob_id) as file, mmap.mmap(

@@ -1,11 +1,14 @@
 """Content-addressed blob store on local files.
 
 A message is written once, as received (with the trace headers we prepend),
-to a temporary file in the spool directory while its SHA-256 is computed.
-`BlobWriter.commit()` fsyncs the file, links it to `blobs/ab/cd/<sha256>`
-and fsyncs the directory, so a committed blob survives a crash. Identical
-messages share one file. Writes from the event loop go to a buffered file
-(page cache); the fsyncs run in a worker thread.
+while its SHA-256 is computed. Up to `memory_limit` bytes stay in memory;
+a larger message spills to a temporary file in the spool directory, so
+memory per message stays bounded. `BlobWriter.commit()` writes the file
+(when still in memory), fsyncs it, links it to `blobs/ab/cd/<sha256>` and
+fsyncs the directory, so a committed blob survives a crash. Identical
+messages share one file. Every file-system call that can block on the
+journal (creating, fsyncing, renaming) runs in a worker thread, never on
+the event loop, except the creation of the spool file for a large message.
 """
 
 from __future__ import annotations
@@ -14,19 +17,25 @@ import asyncio
 import hashlib
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
 _BUFFER = 256 * 1024
+MEMORY_LIMIT = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
 class BlobRef:
-    """A committed blob: its SHA-256 hex id and size in bytes."""
+    """A committed blob: its SHA-256 hex id and size in bytes.
+
+    `data` is the content when the blob was small enough to stay in memory,
+    so the delivery pipeline can analyse it without reading the file back.
+    """
 
     blob_id: str
     size: int
+    data: bytes | None = field(default=None, compare=False, repr=False)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -40,28 +49,52 @@ def _fsync_dir(path: Path) -> None:
 class BlobWriter:
     """Accumulates one blob; call `commit()` or `abort()` exactly once."""
 
-    def __init__(self, store: BlobStore) -> None:
+    def __init__(self, store: BlobStore, memory_limit: int = MEMORY_LIMIT) -> None:
         self._store = store
-        self._temp = store.spool_dir / f"{secrets.token_hex(12)}.tmp"
-        self._file: BinaryIO | None = open(self._temp, "xb", buffering=_BUFFER)  # noqa: SIM115
+        self._memory_limit = memory_limit
+        self._memory: bytearray | None = bytearray()
+        self._temp: Path | None = None
+        self._file: BinaryIO | None = None
         self._hash = hashlib.sha256()
+        self._closed = False
         self.size = 0
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         """Append `data` to the blob."""
-        if self._file is None:
+        if self._closed:
             raise ValueError("blob writer is already closed")
-        self._file.write(data)
         self._hash.update(data)
         self.size += len(data)
+        if self._memory is not None:
+            self._memory += data
+            if len(self._memory) <= self._memory_limit:
+                return
+            self._spill()
+            return
+        assert self._file is not None
+        self._file.write(data)
+
+    def _spill(self) -> None:
+        assert self._memory is not None
+        self._temp = self._store.spool_dir / f"{secrets.token_hex(12)}.tmp"
+        self._file = open(self._temp, "xb", buffering=_BUFFER)  # noqa: SIM115
+        self._file.write(self._memory)
+        self._memory = None
 
     async def commit(self) -> BlobRef:
         """Make the blob durable and return its reference."""
-        if self._file is None:
+        if self._closed:
             raise ValueError("blob writer is already closed")
-        file, self._file = self._file, None
+        self._closed = True
         blob_id = self._hash.hexdigest()
         loop = asyncio.get_running_loop()
+        if self._memory is not None:
+            data = bytes(self._memory)
+            self._memory = None
+            await loop.run_in_executor(None, self._store._install_bytes, data, blob_id)
+            return BlobRef(blob_id, self.size, data)
+        assert self._file is not None and self._temp is not None
+        file, self._file = self._file, None
         try:
             await loop.run_in_executor(None, self._store._install, file, self._temp, blob_id)
         except BaseException:
@@ -71,10 +104,13 @@ class BlobWriter:
 
     def abort(self) -> None:
         """Discard the partial blob. Safe to call more than once."""
+        self._closed = True
+        self._memory = None
         if self._file is not None:
             self._file.close()
             self._file = None
-        self._temp.unlink(missing_ok=True)
+        if self._temp is not None:
+            self._temp.unlink(missing_ok=True)
 
 
 class BlobStore:
@@ -102,9 +138,39 @@ class BlobStore:
         if target.exists():
             temp.unlink()
             return
-        created = not target.parent.exists()
-        target.parent.mkdir(parents=True, exist_ok=True)
+        created = self._ensure_parent(target)
         os.replace(temp, target)
+        self._sync_parents(target, created)
+
+    def _install_bytes(self, data: bytes, blob_id: str) -> None:
+        target = self.path(blob_id)
+        if target.exists():
+            return
+        created = self._ensure_parent(target)
+        temp = self.spool_dir / f"{secrets.token_hex(12)}.tmp"
+        try:
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(temp, target)
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+        self._sync_parents(target, created)
+
+    @staticmethod
+    def _ensure_parent(target: Path) -> bool:
+        if target.parent.is_dir():
+            return False
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return True
+
+    def _sync_parents(self, target: Path, created: bool) -> None:
         _fsync_dir(target.parent)
         if created:
             _fsync_dir(target.parent.parent)
