@@ -30,13 +30,17 @@ class Reply:
 
     def lines(self, prefix: bytes) -> list[bytes]:
         """Return the untagged responses that start with `prefix` (after "* ")."""
-        return [line for line in self.untagged if line.upper().startswith(prefix.upper())]
+        return [
+            line for line in self.untagged if line.upper().startswith(prefix.upper())
+        ]
 
 
 class Dialogue:
     """One client connection with numbered tags."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def __init__(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         self.reader = reader
         self.writer = writer
         self.counter = 0
@@ -57,12 +61,16 @@ class Dialogue:
         while True:
             line = await asyncio.wait_for(self.reader.readline(), timeout)
             if not line:
-                raise ConnectionError(f"connection closed; partial response {bytes(out)!r}")
+                raise ConnectionError(
+                    f"connection closed; partial response {bytes(out)!r}"
+                )
             out += line
             match = _LITERAL.search(line)
             if not match:
                 return bytes(out).rstrip(b"\r\n")
-            out += await asyncio.wait_for(self.reader.readexactly(int(match.group(1))), timeout)
+            out += await asyncio.wait_for(
+                self.reader.readexactly(int(match.group(1))), timeout
+            )
 
     def next_tag(self) -> str:
         self.counter += 1
@@ -133,11 +141,16 @@ class IMAPTestServer:
                 name=name, protocol="imap", address="127.0.0.1", port=0, tls=tls
             )
             protocol = IMAPServer(
-                settings, listener, self.services.tls_context,
-                directory=self.directory, store=self.store,
+                settings,
+                listener,
+                self.services.tls_context,
+                directory=self.directory,
+                store=self.store,
             )
             server = await asyncio.start_server(
-                protocol.handle, "127.0.0.1", 0,
+                protocol.handle,
+                "127.0.0.1",
+                0,
                 ssl=self.services.tls_context if tls == "implicit" else None,
             )
             self.protocols[name] = protocol
@@ -202,7 +215,11 @@ async def deliver(server, account: str, data: bytes) -> int:
     return uid
 
 
-def make_message(subject: str = "Hello", body: str = "Body text\r\n", sender: str = "bob@example.test") -> bytes:
+def make_message(
+    subject: str = "Hello",
+    body: str = "Body text\r\n",
+    sender: str = "bob@example.test",
+) -> bytes:
     return (
         f"From: Bob <{sender}>\r\n"
         f"To: Alice <alice@example.test>\r\n"

@@ -48,8 +48,11 @@ async def test_imaplib(imap_server, mode):
     await deliver(imap_server, ALICE, make_message("first"))
     port = imap_server.port("imaps" if mode == "imaps" else "imap")
     result = await asyncio.to_thread(
-        _imaplib_session, port, imap_server.tls_client_context(),
-        mode == "starttls", mode == "imaps",
+        _imaplib_session,
+        port,
+        imap_server.tls_client_context(),
+        mode == "starttls",
+        mode == "imaps",
     )
     assert result["exists"] == 1
     header = result["fetch"][0][1]
@@ -62,7 +65,9 @@ async def test_imaplib(imap_server, mode):
 
 def _imapclient_session(port: int, context) -> dict:
     result: dict = {}
-    with IMAPClient("127.0.0.1", port=port, ssl=True, ssl_context=context, timeout=10) as client:
+    with IMAPClient(
+        "127.0.0.1", port=port, ssl=True, ssl_context=context, timeout=10
+    ) as client:
         client.login(ALICE, PASSWORD)
         result["folders"] = [name for _, _, name in client.list_folders()]
         client.create_folder("Reisen/Zürich")
@@ -70,7 +75,9 @@ def _imapclient_session(port: int, context) -> dict:
         client.select_folder("INBOX")
         messages = client.search(["SUBJECT", "first"])
         result["search"] = messages
-        data = client.fetch(messages, ["ENVELOPE", "BODYSTRUCTURE", "RFC822.SIZE", "BODY[]"])
+        data = client.fetch(
+            messages, ["ENVELOPE", "BODYSTRUCTURE", "RFC822.SIZE", "BODY[]"]
+        )
         result["fetch"] = data
         result["move"] = client.move(messages, "Reisen/Zürich")
         client.select_folder("Reisen/Zürich")
@@ -97,13 +104,17 @@ async def test_imapclient(imap_server):
     assert result["idle"] == []
 
 
-@pytest.mark.skipif(shutil.which("mbsync") is None, reason="mbsync (Debian isync) is not installed")
+@pytest.mark.skipif(
+    shutil.which("mbsync") is None, reason="mbsync (Debian isync) is not installed"
+)
 async def test_mbsync_pulls_maildir(imap_server, tmp_path: Path):
     for index in range(5):
         await deliver(imap_server, ALICE, make_message(f"sync {index}"))
     maildir = tmp_path / "mail"
     maildir.mkdir()
-    version = subprocess.run(["mbsync", "--version"], capture_output=True, text=True).stdout
+    version = subprocess.run(
+        ["mbsync", "--version"], capture_output=True, text=True
+    ).stdout
     # isync 1.5 renamed SSLType to TLSType.
     tls_keyword = "SSLType" if version.startswith("isync 1.4") else "TLSType"
     # isync 1.4 checks only DNS names in the certificate, so connect as
@@ -119,8 +130,12 @@ async def test_mbsync_pulls_maildir(imap_server, tmp_path: Path):
         f"Channel sync\nFar :remote:\nNear :local:\nPatterns *\nCreate Near\nSyncState *\n"
     )
     process = await asyncio.create_subprocess_exec(
-        "mbsync", "-c", str(config), "-a",
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        "mbsync",
+        "-c",
+        str(config),
+        "-a",
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     output, _ = await asyncio.wait_for(process.communicate(), timeout=60)
     assert process.returncode == 0, output.decode(errors="replace")

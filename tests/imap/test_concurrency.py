@@ -36,7 +36,9 @@ async def test_expunge_is_deferred_during_fetch(imap_server, alice, second):
     # and message 3 keeps its number and its own content.
     reply = await alice.command("FETCH 1:3 (UID BODY.PEEK[HEADER.FIELDS (Subject)])")
     assert not reply.lines(b"2 EXPUNGE")
-    fetched = {line.split(b" ")[0]: line for line in reply.untagged if b" FETCH " in line}
+    fetched = {
+        line.split(b" ")[0]: line for line in reply.untagged if b" FETCH " in line
+    }
     assert set(fetched) == {b"1", b"3"}
     assert b"UID 3" in fetched[b"3"]
     assert b"message 3" in fetched[b"3"]
@@ -63,7 +65,9 @@ async def test_uid_fetch_announces_expunge(imap_server, alice, second):
     assert reply.untagged[0] == b"2 FETCH (UID 2 FLAGS ())"
 
 
-async def test_new_mail_and_flag_changes_reach_other_session(imap_server, alice, second):
+async def test_new_mail_and_flag_changes_reach_other_session(
+    imap_server, alice, second
+):
     await _fill(imap_server, 1)
     await alice.command("SELECT INBOX")
     await second.command("SELECT INBOX")
@@ -110,7 +114,9 @@ async def test_idle_reports_expunge_from_other_session(imap_server, alice, secon
     await alice.send("i IDLE\r\n")
     await alice.read_response()
     await second.command("STORE 1 +FLAGS.SILENT (\\Deleted)")
-    assert await alice.read_response(timeout=1) == b"* 1 FETCH (UID 1 FLAGS (\\Deleted))"
+    assert (
+        await alice.read_response(timeout=1) == b"* 1 FETCH (UID 1 FLAGS (\\Deleted))"
+    )
     await second.command("EXPUNGE")
     assert await alice.read_response(timeout=1) == b"* 1 EXPUNGE"
     await alice.send("DONE\r\n")

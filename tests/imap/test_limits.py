@@ -70,7 +70,9 @@ async def test_large_append_is_spooled(services):
 
 async def test_deep_search_nesting_is_bad(alice):
     await alice.command("SELECT INBOX")
-    reply = await alice.command("SEARCH " + "(" * 10_000 + "ALL" + ")" * 10_000, expect="BAD")
+    reply = await alice.command(
+        "SEARCH " + "(" * 10_000 + "ALL" + ")" * 10_000, expect="BAD"
+    )
     assert b"nested deeper" in reply.text
     await alice.command("NOOP")
 

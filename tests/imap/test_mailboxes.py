@@ -17,7 +17,9 @@ async def test_select_reports_mailbox_state(imap_server, alice):
     assert reply.lines(b"OK [UIDVALIDITY ")
     assert reply.lines(b"OK [UIDNEXT 3]")
     assert reply.lines(b"OK [UNSEEN 1]")
-    assert reply.lines(b"OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)]")
+    assert reply.lines(
+        b"OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)]"
+    )
 
 
 async def test_examine_is_read_only(imap_server, alice):
@@ -129,6 +131,8 @@ async def test_status_counts(imap_server, alice):
     await alice.command("SELECT INBOX")
     await alice.command("STORE 1 +FLAGS (\\Seen)")
     reply = await alice.command("STATUS INBOX (MESSAGES UNSEEN UIDNEXT RECENT)")
-    assert reply.untagged == [b'STATUS "INBOX" (MESSAGES 2 UNSEEN 1 UIDNEXT 3 RECENT 0)']
+    assert reply.untagged == [
+        b'STATUS "INBOX" (MESSAGES 2 UNSEEN 1 UIDNEXT 3 RECENT 0)'
+    ]
     await alice.command("STATUS Nope (MESSAGES)", expect="NO")
     await alice.command("STATUS INBOX (BOGUS)", expect="BAD")

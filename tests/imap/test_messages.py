@@ -32,7 +32,8 @@ MULTIPART = (
 async def test_append_returns_appenduid(alice):
     message = make_message("appended")
     reply = await alice.command(
-        b'APPEND INBOX (\\Seen $Work) " 5-Mar-2024 10:00:00 +0100" {%d+}\r\n' % len(message)
+        b'APPEND INBOX (\\Seen $Work) " 5-Mar-2024 10:00:00 +0100" {%d+}\r\n'
+        % len(message)
         + message
     )
     match = re.match(rb"\[APPENDUID (\d+) (\d+)\]", reply.text)
@@ -152,11 +153,13 @@ async def test_fetch_items(imap_server, alice):
     assert line.startswith(b"1 FETCH (ENVELOPE (")
     assert b'"mixed"' in line.lower()
     assert b"RFC822.SIZE %d" % len(MULTIPART) in line
-    reply = await alice.command("FETCH 1 (BODY.PEEK[1] BODY.PEEK[2.MIME] BODY.PEEK[]<0.4>)")
+    reply = await alice.command(
+        "FETCH 1 (BODY.PEEK[1] BODY.PEEK[2.MIME] BODY.PEEK[]<0.4>)"
+    )
     line = reply.untagged[0]
     assert b"BODY[1] {11}\r\nHello K\xc3\xa4se " in line
     assert b"BODY[2.MIME] {" in line
-    assert b"filename=\"a.bin\"" in line
+    assert b'filename="a.bin"' in line
     assert b"BODY[]<0> {4}\r\nFrom" in line
     assert b"FLAGS" not in line
     reply = await alice.command("FETCH 1 (RFC822.HEADER)")
@@ -176,7 +179,10 @@ async def test_fetch_macros_and_uid_fetch(imap_server, alice):
     await deliver(imap_server, ALICE, make_message())
     await alice.command("SELECT INBOX")
     reply = await alice.command("FETCH 1 FAST")
-    assert re.match(rb'1 FETCH \(FLAGS \(\) INTERNALDATE "[^"]+" RFC822.SIZE \d+\)', reply.untagged[0])
+    assert re.match(
+        rb'1 FETCH \(FLAGS \(\) INTERNALDATE "[^"]+" RFC822.SIZE \d+\)',
+        reply.untagged[0],
+    )
     reply = await alice.command("UID FETCH 1:* FLAGS")
     assert reply.untagged == [b"1 FETCH (UID 1 FLAGS ())"]
     reply = await alice.command("UID FETCH 50:* FLAGS")
@@ -187,7 +193,11 @@ async def test_fetch_macros_and_uid_fetch(imap_server, alice):
 
 async def test_search_keys(imap_server, alice):
     await deliver(imap_server, ALICE, make_message("apples", "red fruit\r\n"))
-    await deliver(imap_server, ALICE, make_message("pears", "green fruit\r\n", sender="carol@example.test"))
+    await deliver(
+        imap_server,
+        ALICE,
+        make_message("pears", "green fruit\r\n", sender="carol@example.test"),
+    )
     await deliver(imap_server, ALICE, MULTIPART)
     await alice.command("SELECT INBOX")
     await alice.command("STORE 2 +FLAGS (\\Flagged)")
@@ -219,10 +229,14 @@ async def test_search_decoded_utf8_values(imap_server, alice):
     await deliver(imap_server, ALICE, MULTIPART)
     await alice.command("SELECT INBOX")
     subject = "grüße".encode()
-    reply = await alice.command(b"SEARCH CHARSET UTF-8 SUBJECT {%d+}\r\n" % len(subject) + subject)
+    reply = await alice.command(
+        b"SEARCH CHARSET UTF-8 SUBJECT {%d+}\r\n" % len(subject) + subject
+    )
     assert reply.untagged == [b"SEARCH 1"]
     body = "käse".encode()
-    reply = await alice.command(b"SEARCH CHARSET UTF-8 BODY {%d+}\r\n" % len(body) + body)
+    reply = await alice.command(
+        b"SEARCH CHARSET UTF-8 BODY {%d+}\r\n" % len(body) + body
+    )
     assert reply.untagged == [b"SEARCH 1"]
 
 
@@ -230,4 +244,6 @@ async def test_search_bad_charset(alice):
     await alice.command("SELECT INBOX")
     reply = await alice.command("SEARCH CHARSET KOI8-R SUBJECT x", expect="NO")
     assert reply.text.startswith(b"[BADCHARSET (UTF-8 US-ASCII)]")
-    reply = await alice.command(b"SEARCH CHARSET US-ASCII SUBJECT {2+}\r\n\xc3\xa4", expect="BAD")
+    reply = await alice.command(
+        b"SEARCH CHARSET US-ASCII SUBJECT {2+}\r\n\xc3\xa4", expect="BAD"
+    )

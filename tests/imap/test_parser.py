@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from garrison.imap.command import SpooledLiteral
+from garrison.imap.encoder import string
 from garrison.imap.parser import (
     Cursor,
     ParseError,
@@ -14,7 +15,6 @@ from garrison.imap.parser import (
     parse_command,
     parse_sequence_set,
 )
-from garrison.imap.encoder import string
 from garrison.imap.types import STAR, SequenceSet
 
 
@@ -58,9 +58,14 @@ def test_fetch_macros_expand():
 
 
 def test_uid_forms_set_uid_flag():
-    for line in (b"a UID FETCH 1 FLAGS", b"a UID STORE 1 +FLAGS (\\Seen)",
-                 b"a UID COPY 1 Trash", b"a UID MOVE 1 Trash",
-                 b"a UID SEARCH ALL", b"a UID EXPUNGE 1:5"):
+    for line in (
+        b"a UID FETCH 1 FLAGS",
+        b"a UID STORE 1 +FLAGS (\\Seen)",
+        b"a UID COPY 1 Trash",
+        b"a UID MOVE 1 Trash",
+        b"a UID SEARCH ALL",
+        b"a UID EXPUNGE 1:5",
+    ):
         assert parse(line).uid, line
 
 
@@ -85,7 +90,9 @@ def test_search_program_tree():
 
 
 def test_append_with_flags_date_and_literal():
-    command = parse(b'a APPEND Sent (\\Seen) "05-Mar-2024 10:00:00 +0100" {3}\r\n', b"abc")
+    command = parse(
+        b'a APPEND Sent (\\Seen) "05-Mar-2024 10:00:00 +0100" {3}\r\n', b"abc"
+    )
     assert command.args.mailbox == "Sent"
     assert command.args.flags == frozenset({"\\Seen"})
     assert command.args.internaldate.utcoffset().total_seconds() == 3600
@@ -171,11 +178,48 @@ def test_arbitrary_bytes_raise_only_parse_error(data):
 
 
 _TOKENS = st.sampled_from(
-    [b"a", b" ", b"UID", b"FETCH", b"SEARCH", b"STORE", b"(", b")", b"[", b"]", b"1",
-     b"*", b":", b",", b"BODY", b".PEEK", b"HEADER.FIELDS", b"<0.5>", b'"', b"\\",
-     b"OR", b"NOT", b"FLAGS", b"+FLAGS", b"\\Seen", b"APPEND", b"{3}", b"LOGIN",
-     b"SELECT", b"&", b"-", b"CHARSET", b"UTF-8", b"LIST", b"%", b"STATUS",
-     b"MESSAGES", b"ID", b"NIL", b"AUTHENTICATE"]
+    [
+        b"a",
+        b" ",
+        b"UID",
+        b"FETCH",
+        b"SEARCH",
+        b"STORE",
+        b"(",
+        b")",
+        b"[",
+        b"]",
+        b"1",
+        b"*",
+        b":",
+        b",",
+        b"BODY",
+        b".PEEK",
+        b"HEADER.FIELDS",
+        b"<0.5>",
+        b'"',
+        b"\\",
+        b"OR",
+        b"NOT",
+        b"FLAGS",
+        b"+FLAGS",
+        b"\\Seen",
+        b"APPEND",
+        b"{3}",
+        b"LOGIN",
+        b"SELECT",
+        b"&",
+        b"-",
+        b"CHARSET",
+        b"UTF-8",
+        b"LIST",
+        b"%",
+        b"STATUS",
+        b"MESSAGES",
+        b"ID",
+        b"NIL",
+        b"AUTHENTICATE",
+    ]
 )
 
 

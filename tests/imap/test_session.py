@@ -19,8 +19,19 @@ async def test_greeting_carries_capabilities(imap):
 async def test_capability_after_login(alice):
     reply = await alice.command("CAPABILITY")
     caps = reply.untagged[0].split()
-    for cap in (b"UIDPLUS", b"MOVE", b"IDLE", b"NAMESPACE", b"SPECIAL-USE", b"CHILDREN",
-                b"UNSELECT", b"ENABLE", b"ID", b"LITERAL+", b"SASL-IR"):
+    for cap in (
+        b"UIDPLUS",
+        b"MOVE",
+        b"IDLE",
+        b"NAMESPACE",
+        b"SPECIAL-USE",
+        b"CHILDREN",
+        b"UNSELECT",
+        b"ENABLE",
+        b"ID",
+        b"LITERAL+",
+        b"SASL-IR",
+    ):
         assert cap in caps
     assert b"STARTTLS" not in caps
 
@@ -128,7 +139,9 @@ async def test_starttls_twice_is_rejected(imap_server):
 
 
 async def test_starttls_not_offered_on_imaps(imap_server):
-    dialogue = await Dialogue.open(imap_server.port("imaps"), tls=imap_server.tls_client_context())
+    dialogue = await Dialogue.open(
+        imap_server.port("imaps"), tls=imap_server.tls_client_context()
+    )
     assert b"STARTTLS" not in dialogue.greeting
     await dialogue.command("STARTTLS", expect="BAD")
     await dialogue.login()
@@ -151,11 +164,23 @@ async def test_logout_sends_bye_then_ok(alice):
 
 
 async def test_commands_in_wrong_state(imap):
-    for command in ("SELECT INBOX", "LIST \"\" *", "FETCH 1 FLAGS", "ENABLE X", "APPEND INBOX {1+}\r\nx"):
+    for command in (
+        "SELECT INBOX",
+        'LIST "" *',
+        "FETCH 1 FLAGS",
+        "ENABLE X",
+        "APPEND INBOX {1+}\r\nx",
+    ):
         reply = await imap.command(command, expect="BAD")
         assert b"not valid in the not authenticated state" in reply.text
     await imap.login()
-    for command in ("FETCH 1 FLAGS", "STORE 1 +FLAGS \\Seen", "EXPUNGE", "CLOSE", "UID SEARCH ALL"):
+    for command in (
+        "FETCH 1 FLAGS",
+        "STORE 1 +FLAGS \\Seen",
+        "EXPUNGE",
+        "CLOSE",
+        "UID SEARCH ALL",
+    ):
         reply = await imap.command(command, expect="BAD")
         assert b"authenticated state" in reply.text
     reply = await imap.command(f'LOGIN {ALICE} "{PASSWORD}"', expect="BAD")

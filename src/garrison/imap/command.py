@@ -8,9 +8,9 @@ command. The session dispatches on `name`; handlers read `args`.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 from garrison.imap.types import SequenceSet
@@ -24,7 +24,7 @@ class SpooledLiteral:
     """
 
     def __init__(self, directory: str | None = None) -> None:
-        self.file: BinaryIO = tempfile.TemporaryFile(dir=directory)
+        self.file: BinaryIO = tempfile.TemporaryFile(dir=directory)  # noqa: SIM115
         self.size = 0
 
     def write(self, data: bytes) -> None:
@@ -199,4 +199,3 @@ class Enable:
 class Id:
     # None for "ID NIL"; values are None for NIL.
     parameters: dict[str, str | None] | None = field(default=None)
-

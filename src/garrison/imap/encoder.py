@@ -18,8 +18,20 @@ from garrison.imap import utf7
 # bytes need a literal. Longer strings go as literals to keep lines short.
 _QUOTABLE = frozenset(range(0x20, 0x7F)) | {0x09}
 _MAX_QUOTED = 256
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun",
-           "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_MONTHS = (
+    "Jan",
+    "Feb",
+    "Mar",
+    "Apr",
+    "May",
+    "Jun",
+    "Jul",
+    "Aug",
+    "Sep",
+    "Oct",
+    "Nov",
+    "Dec",
+)
 
 
 def quoted(data: bytes) -> bytes:

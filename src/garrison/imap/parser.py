@@ -103,9 +103,15 @@ _SIMPLE_FETCH_ATTS = frozenset(
         "UID",
     }
 )
-_SECTION_TEXTS = frozenset({"HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT", "TEXT", "MIME"})
-_FETCH_NAME_CHARS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.")
-_SECTION_WORD_CHARS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz.")
+_SECTION_TEXTS = frozenset(
+    {"HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT", "TEXT", "MIME"}
+)
+_FETCH_NAME_CHARS = frozenset(
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789."
+)
+_SECTION_WORD_CHARS = frozenset(
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz."
+)
 
 # RFC 3501 §6.3.10: the STATUS data items.
 STATUS_ITEMS = frozenset({"MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN"})
@@ -113,12 +119,26 @@ STATUS_ITEMS = frozenset({"MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEE
 # Search keys by argument shape (RFC 3501 §6.4.4).
 _SEARCH_FLAG_KEYS = frozenset(
     {
-        "ALL", "ANSWERED", "DELETED", "DRAFT", "FLAGGED", "NEW", "OLD", "RECENT",
-        "SEEN", "UNANSWERED", "UNDELETED", "UNDRAFT", "UNFLAGGED", "UNSEEN",
+        "ALL",
+        "ANSWERED",
+        "DELETED",
+        "DRAFT",
+        "FLAGGED",
+        "NEW",
+        "OLD",
+        "RECENT",
+        "SEEN",
+        "UNANSWERED",
+        "UNDELETED",
+        "UNDRAFT",
+        "UNFLAGGED",
+        "UNSEEN",
     }
 )
 _SEARCH_STRING_KEYS = frozenset({"BCC", "BODY", "CC", "FROM", "SUBJECT", "TEXT", "TO"})
-_SEARCH_DATE_KEYS = frozenset({"BEFORE", "ON", "SINCE", "SENTBEFORE", "SENTON", "SENTSINCE"})
+_SEARCH_DATE_KEYS = frozenset(
+    {"BEFORE", "ON", "SINCE", "SENTBEFORE", "SENTON", "SENTSINCE"}
+)
 _SEARCH_NUMBER_KEYS = frozenset({"LARGER", "SMALLER"})
 _SEARCH_KEYWORD_KEYS = frozenset({"KEYWORD", "UNKEYWORD"})
 
@@ -182,7 +202,10 @@ def parse_section(cursor: Cursor) -> Section:
 
 
 def parse_fetch_att(cursor: Cursor) -> FetchAtt:
-    """fetch-att = "ENVELOPE" / "FLAGS" / ... / "BODY" ["PEEK"] section ["<" number "." nz-number ">"]"""
+    """fetch-att = "ENVELOPE" / "FLAGS" / ... / "BODY" [".PEEK"] section [partial]
+
+    partial = "<" number "." nz-number ">"
+    """
     name = cursor.run(_FETCH_NAME_CHARS).decode("ascii").upper()
     if name in ("BODY", "BODY.PEEK") and cursor.peek() == ord("["):
         section = parse_section(cursor)
@@ -193,9 +216,13 @@ def parse_fetch_att(cursor: Cursor) -> FetchAtt:
             length = parse_nz_number(cursor)
             cursor.expect(b">")
             partial = (start, length)
-        return FetchAtt("BODY", section=section, partial=partial, peek=name == "BODY.PEEK")
+        return FetchAtt(
+            "BODY", section=section, partial=partial, peek=name == "BODY.PEEK"
+        )
     if name not in _SIMPLE_FETCH_ATTS:
-        raise cursor.fail(f"invalid fetch attribute {name or cursor.buf[cursor.pos:cursor.pos + 1]!r}")
+        raise cursor.fail(
+            f"invalid fetch attribute {name or chr(max(cursor.peek(), 0))!r}"
+        )
     return FetchAtt(name)
 
 
@@ -212,7 +239,9 @@ def _parse_fetch_args(cursor: Cursor) -> Fetch:
     start = cursor.pos
     word = cursor.run(ATOM_CHARS).decode("ascii").upper()
     if word in _FETCH_MACROS and cursor.peek() != ord("["):
-        return Fetch(sequence_set, tuple(FetchAtt(name) for name in _FETCH_MACROS[word]))
+        return Fetch(
+            sequence_set, tuple(FetchAtt(name) for name in _FETCH_MACROS[word])
+        )
     cursor.pos = start
     return Fetch(sequence_set, (parse_fetch_att(cursor),))
 
@@ -254,7 +283,9 @@ def parse_search_key(cursor: Cursor, depth: int, max_depth: int) -> SearchKey:
     if name == "UID":
         return SearchKey(name, parse_sequence_set(cursor))
     if name == "NOT":
-        return SearchKey(name, children=(parse_search_key(cursor, depth + 1, max_depth),))
+        return SearchKey(
+            name, children=(parse_search_key(cursor, depth + 1, max_depth),)
+        )
     if name == "OR":
         left = parse_search_key(cursor, depth + 1, max_depth)
         cursor.sp()

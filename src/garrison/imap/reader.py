@@ -55,7 +55,9 @@ class LiteralTooBig(Exception):
     `fatal` says the connection must be closed after the reply.
     """
 
-    def __init__(self, size: int, limit: int, tag: str | None, first_line: bytes, fatal: bool):
+    def __init__(
+        self, size: int, limit: int, tag: str | None, first_line: bytes, fatal: bool
+    ):
         super().__init__(f"literal of {size} bytes exceeds the limit of {limit} bytes")
         self.size = size
         self.limit = limit
@@ -137,8 +139,10 @@ class CommandReader:
             raise
         return spool if spool is not None else bytes(chunks)
 
-    async def read_command(self, max_literal_size: int) -> tuple[list[bytes], list[LiteralData]]:
-        """Read one complete command: its lines and the literal after each line but the last.
+    async def read_command(
+        self, max_literal_size: int
+    ) -> tuple[list[bytes], list[LiteralData]]:
+        """Read one command: its lines and the literal after each line but the last.
 
         Raises `ConnectionClosed`, `LineTooLong` or `LiteralTooBig`. On any
         error, spooled literals read so far are closed.

@@ -65,7 +65,9 @@ class Candidate:
     def header_values(self, name: str) -> list[str]:
         """Return the decoded values of every header field called `name`."""
         if self._headers is None:
-            block = self.store.blobs.read_prefix(self.record.blob_id, self.meta.header_size)
+            block = self.store.blobs.read_prefix(
+                self.record.blob_id, self.meta.header_size
+            )
             self._headers = parse_header_block(block)
         wanted = name.lower()
         return [
@@ -89,9 +91,22 @@ _FLAG_KEYS = {
     "UNFLAGGED": ("\\Flagged", False),
     "UNSEEN": ("\\Seen", False),
 }
-_META_FIELDS = {"SUBJECT": "subject", "FROM": "from_", "TO": "to", "CC": "cc", "BCC": "bcc"}
-_COST = {"BODY": 3, "TEXT": 3, "HEADER": 2, **{key: 1 for key in _META_FIELDS},
-         "SENTBEFORE": 1, "SENTON": 1, "SENTSINCE": 1}
+_META_FIELDS = {
+    "SUBJECT": "subject",
+    "FROM": "from_",
+    "TO": "to",
+    "CC": "cc",
+    "BCC": "bcc",
+}
+_COST = {
+    "BODY": 3,
+    "TEXT": 3,
+    "HEADER": 2,
+    **{key: 1 for key in _META_FIELDS},
+    "SENTBEFORE": 1,
+    "SENTON": 1,
+    "SENTSINCE": 1,
+}
 
 
 def _cost(key: SearchKey) -> int:
@@ -108,7 +123,9 @@ def _date_test(op: str, day: date, value: date) -> bool:
 
 
 class _Compiler:
-    def __init__(self, charset: str | None, message_count: int, largest_uid: int) -> None:
+    def __init__(
+        self, charset: str | None, message_count: int, largest_uid: int
+    ) -> None:
         if charset is None:
             codec = "utf-8"
         else:
@@ -148,14 +165,17 @@ class _Compiler:
         if op in ("KEYWORD", "UNKEYWORD"):
             keyword = key.value.casefold()
             wanted = op == "KEYWORD"
-            return lambda m: any(f.casefold() == keyword for f in m.record.flags) == wanted
+            return lambda m: (
+                any(f.casefold() == keyword for f in m.record.flags) == wanted
+            )
         if op in ("BEFORE", "ON", "SINCE"):
             day = key.value
             return lambda m: _date_test(op, day, m.record.internaldate.date())
         if op in ("SENTBEFORE", "SENTON", "SENTSINCE"):
             day = key.value
-            return lambda m: m.meta.sent_date is not None and _date_test(
-                op, day, m.meta.sent_date.date()
+            return lambda m: (
+                m.meta.sent_date is not None
+                and _date_test(op, day, m.meta.sent_date.date())
             )
         if op == "LARGER":
             return lambda m: m.record.size > key.value

@@ -73,7 +73,9 @@ class SelectedMailbox:
             return SeqNum(index + 1)
         return None
 
-    def resolve_sequence_set(self, sequence_set: SequenceSet) -> list[tuple[SeqNum, UID]]:
+    def resolve_sequence_set(
+        self, sequence_set: SequenceSet
+    ) -> list[tuple[SeqNum, UID]]:
         """Return (sequence number, UID) pairs for a message sequence set.
 
         RFC 3501 §9: a number above the message count is invalid; raises
@@ -82,7 +84,9 @@ class SelectedMailbox:
         count = len(self.uids)
         for low, high in sequence_set.resolve(count):
             if high > count or low < 1:
-                raise InvalidSequenceNumber(f"message sequence number {high} does not exist")
+                raise InvalidSequenceNumber(
+                    f"message sequence number {high} does not exist"
+                )
         return [
             (SeqNum(seq), self.uids[seq - 1])
             for seq in sequence_set.iter_sorted(count, count)
@@ -116,7 +120,7 @@ class SelectedMailbox:
                 self.flags[record.uid] = record.flags
 
     def refresh(self, response: Response, allow_expunge: bool) -> None:
-        """Add untagged EXPUNGE, EXISTS and FETCH FLAGS for changes since the last call."""
+        """Add untagged EXPUNGE, EXISTS and FETCH FLAGS for changes since last time."""
         if self.changed:
             self.changed = False
             self._read_changes(response)
@@ -148,7 +152,8 @@ class SelectedMailbox:
             seq = self.seq_of(record.uid)
             if seq is not None and record.uid not in self.pending_expunges:
                 response.untagged(
-                    b"%d FETCH (UID %d FLAGS %s)" % (seq, record.uid, flag_list(record.flags))
+                    b"%d FETCH (UID %d FLAGS %s)"
+                    % (seq, record.uid, flag_list(record.flags))
                 )
         if new_uids:
             self.uids.extend(UID(uid) for uid in new_uids)

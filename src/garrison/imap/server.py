@@ -42,7 +42,9 @@ class IMAPServer:
         self._sessions: dict[asyncio.Task, Session] = {}
         self._closing = False
 
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def handle(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         """Serve one connection until it ends; never raises."""
         task = asyncio.current_task()
         assert task is not None

@@ -60,7 +60,9 @@ NOT_AUTHENTICATED = frozenset({State.NOT_AUTHENTICATED})
 AUTHENTICATED = frozenset({State.AUTHENTICATED, State.SELECTED})
 SELECTED = frozenset({State.SELECTED})
 
-Handler = Callable[["Session", Command, Response], Awaitable[str | tuple[str, str] | None]]
+Handler = Callable[
+    ["Session", Command, Response], Awaitable[str | tuple[str, str] | None]
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,7 +218,9 @@ class Session:
         event(log, "connect", session=self.id, ip=self.ip, tls=self.tls_active)
         greeting = Response()
         greeting.status(
-            None, errors.OK, "Garrison IMAP4rev1 ready",
+            None,
+            errors.OK,
+            "Garrison IMAP4rev1 ready",
             "CAPABILITY " + " ".join(self.capabilities()),
         )
         reason = "logout"
@@ -232,8 +236,13 @@ class Session:
             self.unselect()
             self.state = State.LOGOUT
             event(
-                log, "disconnect", session=self.id, ip=self.ip, user=self.username,
-                commands=self.commands, reason=reason,
+                log,
+                "disconnect",
+                session=self.id,
+                ip=self.ip,
+                user=self.username,
+                commands=self.commands,
+                reason=reason,
             )
 
     async def _bye(self, text: str) -> None:
@@ -274,7 +283,7 @@ class Session:
         return "logout"
 
     async def _reject_literal(self, exc: LiteralTooBig) -> bool:
-        """Answer a literal over the limit; return True when the connection must close."""
+        """Answer a literal over the limit; return True if the connection must close."""
         response = Response()
         is_append = exc.first_line.split(b" ", 2)[1:2] == [b"APPEND"] or (
             b" APPEND " in exc.first_line.upper()[:40]
@@ -314,7 +323,10 @@ class Session:
         if spec is None:
             status, text = errors.BAD, f"Unknown command {command.name}"
         elif self.state not in spec.states:
-            status, text = errors.BAD, f"{command.name} is not valid in the {self.state.value} state"
+            status, text = (
+                errors.BAD,
+                f"{command.name} is not valid in the {self.state.value} state",
+            )
         else:
             try:
                 result = await spec.handler(self, command, response)

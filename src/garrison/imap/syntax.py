@@ -60,8 +60,20 @@ SYSTEM_FLAGS = {
 MONTHS = {
     name: index
     for index, name in enumerate(
-        ["JAN", "FEB", "MAR", "APR", "MAY", "JUN",
-         "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"],
+        [
+            "JAN",
+            "FEB",
+            "MAR",
+            "APR",
+            "MAY",
+            "JUN",
+            "JUL",
+            "AUG",
+            "SEP",
+            "OCT",
+            "NOV",
+            "DEC",
+        ],
         start=1,
     )
 }
@@ -338,7 +350,10 @@ def _month(cursor: Cursor, text: bytes) -> int:
 
 
 def parse_date_time(cursor: Cursor) -> datetime:
-    """date-time = DQUOTE date-day-fixed "-" date-month "-" date-year SP time SP zone DQUOTE"""
+    """date-time = DQUOTE date-day-fixed "-" date-month "-" date-year SP time SP zone DQUOTE
+
+    The result is timezone-aware, in the zone the client gave.
+    """
     if cursor.peek() != 0x22:
         raise cursor.fail("expected a quoted date-time")
     match = _DATE_TIME.match(parse_quoted(cursor))

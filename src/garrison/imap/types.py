@@ -70,8 +70,7 @@ class SequenceSet:
         )
         last = 0
         for low, high in ranges:
-            for number in range(max(low, last + 1), high + 1):
-                yield number
+            yield from range(max(low, last + 1), high + 1)
             last = max(last, high)
 
     def __str__(self) -> str:

@@ -12,6 +12,8 @@ mailbox is read-only; the new flags are then included in the response.
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 from garrison.imap import errors
 from garrison.imap.command import Command, Fetch, FetchAtt
 from garrison.imap.commands.messages import resolve, selected_mailbox
@@ -22,6 +24,13 @@ from garrison.store import MailStore, MessageRecord
 
 _SEEN = "\\Seen"
 _HEADER_ONLY_KINDS = ("HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT")
+
+# Header sections of recently fetched messages. Blobs are content-addressed
+# and never change, so an entry is valid for as long as it is kept. Clients
+# fetch the same header fields of a whole mailbox at every login, and this
+# saves a file read and a header parse per message.
+_HEADER_CACHE: OrderedDict[tuple, bytes] = OrderedDict()
+_HEADER_CACHE_ENTRIES = 20000
 
 
 def _sets_seen(att: FetchAtt) -> bool:
@@ -70,11 +79,20 @@ def _section_data(message: _Message, att: FetchAtt) -> bytes:
     assert section is not None
     kind = section.kind or None
     if not section.path and kind in _HEADER_ONLY_KINDS:
+        key = (message.record.blob_id, kind, section.fields)
+        cached = _HEADER_CACHE.get(key)
+        if cached is not None:
+            _HEADER_CACHE.move_to_end(key)
+            return cached
         data = message.header
         parts = {"hs": 0, "bs": len(data), "be": len(data), "ct": ""}
-    else:
-        data = message.data
-        parts = message.meta.parts
+        result = section_bytes(data, parts, (), kind, list(section.fields))
+        _HEADER_CACHE[key] = result
+        if len(_HEADER_CACHE) > _HEADER_CACHE_ENTRIES:
+            _HEADER_CACHE.popitem(last=False)
+        return result
+    data = message.data
+    parts = message.meta.parts
     return section_bytes(data, parts, section.path, kind, list(section.fields))
 
 
@@ -111,7 +129,14 @@ def _fetch_item(message: _Message, att: FetchAtt, flags: frozenset[str]) -> byte
         return b"RFC822.TEXT " + literal(message.data[message.meta.header_size :])
     assert att.section is not None
     data, origin = _partial(_section_data(message, att), att)
-    return b"BODY[" + att.section.spec.encode("ascii") + b"]" + origin + b" " + literal(data)
+    return (
+        b"BODY["
+        + att.section.spec.encode("ascii")
+        + b"]"
+        + origin
+        + b" "
+        + literal(data)
+    )
 
 
 async def fetch(session: Session, command: Command, response: Response) -> None:
@@ -134,7 +159,9 @@ async def fetch(session: Session, command: Command, response: Response) -> None:
     if not selected.readonly and any(_sets_seen(att) for att in atts):
         unseen = [uid for uid, record in records.items() if _SEEN not in record.flags]
         if unseen:
-            changed = await store.store_flags(selected.mailbox_id, unseen, "add", [_SEEN])
+            changed = await store.store_flags(
+                selected.mailbox_id, unseen, "add", [_SEEN]
+            )
             selected.note_flags(changed)
             selected.changed = True
             seen_updates = {record.uid: record.flags for record in changed}

@@ -34,7 +34,8 @@ async def idle(session: Session, command: Command, response: Response) -> str:
                 waiters.add(wake)
             try:
                 done, _ = await asyncio.wait(
-                    waiters, timeout=max(0.0, deadline - loop.time()),
+                    waiters,
+                    timeout=max(0.0, deadline - loop.time()),
                     return_when=asyncio.FIRST_COMPLETED,
                 )
             finally:

@@ -12,7 +12,8 @@ import re
 
 from garrison.imap import errors
 from garrison.imap.command import Command, ListArgs, MailboxArg, Rename, Status
-from garrison.imap.encoder import Response, flag_list, mailbox as encode_mailbox
+from garrison.imap.encoder import Response, flag_list
+from garrison.imap.encoder import mailbox as encode_mailbox
 from garrison.imap.errors import no
 from garrison.imap.selected import SelectedMailbox
 from garrison.imap.session import Session
@@ -28,7 +29,9 @@ def _account_id(session: Session) -> int:
     return session.account.id
 
 
-async def _select(session: Session, command: Command, response: Response, readonly: bool):
+async def _select(
+    session: Session, command: Command, response: Response, readonly: bool
+):
     args: MailboxArg = command.args
     # RFC 3501 §6.3.1: a failed SELECT leaves no mailbox selected.
     session.unselect()
@@ -42,19 +45,26 @@ async def _select(session: Session, command: Command, response: Response, readon
     selected = SelectedMailbox(store, mailbox, records, mailbox.highestmodseq, readonly)
     session.select(selected)
 
-    keywords = sorted({flag for record in records for flag in record.flags} - set(SYSTEM_FLAGS))
+    keywords = sorted(
+        {flag for record in records for flag in record.flags} - set(SYSTEM_FLAGS)
+    )
     response.untagged(b"FLAGS " + flag_list([*SYSTEM_FLAGS, *keywords]))
     response.untagged(b"%d EXISTS" % len(records))
     response.untagged(b"0 RECENT")
     first_unseen = next(
-        (seq for seq, record in enumerate(records, 1) if "\\Seen" not in record.flags), None
+        (seq for seq, record in enumerate(records, 1) if "\\Seen" not in record.flags),
+        None,
     )
     if first_unseen is not None:
-        response.status(None, errors.OK, "First unseen message", f"UNSEEN {first_unseen}")
+        response.status(
+            None, errors.OK, "First unseen message", f"UNSEEN {first_unseen}"
+        )
     response.status(None, errors.OK, "UIDs valid", f"UIDVALIDITY {mailbox.uidvalidity}")
     response.status(None, errors.OK, "Predicted next UID", f"UIDNEXT {mailbox.uidnext}")
     if readonly:
-        response.status(None, errors.OK, "No permanent flags permitted", "PERMANENTFLAGS ()")
+        response.status(
+            None, errors.OK, "No permanent flags permitted", "PERMANENTFLAGS ()"
+        )
         return "EXAMINE completed", errors.READ_ONLY
     response.status(None, errors.OK, "Flags permitted", PERMANENT_FLAGS)
     return "SELECT completed", errors.READ_WRITE
@@ -111,7 +121,9 @@ async def delete(session: Session, command: Command, response: Response) -> None
 async def rename(session: Session, command: Command, response: Response) -> None:
     args: Rename = command.args
     try:
-        await session.store.rename_mailbox(_account_id(session), args.old, args.new.rstrip(DELIMITER))
+        await session.store.rename_mailbox(
+            _account_id(session), args.old, args.new.rstrip(DELIMITER)
+        )
     except StoreError as exc:
         raise _store_error(exc) from None
 
@@ -149,16 +161,25 @@ def _matches(regex: re.Pattern[str], name: str) -> bool:
 
 def _list_line(command_name: str, attributes: list[str], name: str) -> bytes:
     return (
-        command_name.encode("ascii") + b" (" + " ".join(attributes).encode("ascii")
-        + b') "/" ' + encode_mailbox(name)
+        command_name.encode("ascii")
+        + b" ("
+        + " ".join(attributes).encode("ascii")
+        + b') "/" '
+        + encode_mailbox(name)
     )
 
 
-async def list_mailboxes(session: Session, command: Command, response: Response) -> None:
+async def list_mailboxes(
+    session: Session, command: Command, response: Response
+) -> None:
     args: ListArgs = command.args
     if args.pattern == "":
         # RFC 3501 §6.3.8: an empty pattern asks for the delimiter and root.
-        root = args.reference.split(DELIMITER, 1)[0] + DELIMITER if DELIMITER in args.reference else ""
+        root = (
+            args.reference.split(DELIMITER, 1)[0] + DELIMITER
+            if DELIMITER in args.reference
+            else ""
+        )
         response.untagged(b'LIST (\\Noselect) "/" ' + encode_mailbox(root))
         return
     regex = pattern_regex(args.reference, args.pattern)
@@ -210,4 +231,6 @@ async def status(session: Session, command: Command, response: Response) -> None
         "UNSEEN": counters.unseen,
     }
     items = " ".join(f"{item} {values[item]}" for item in args.items)
-    response.untagged(b"STATUS " + encode_mailbox(mailbox.name) + b" (" + items.encode() + b")")
+    response.untagged(
+        b"STATUS " + encode_mailbox(mailbox.name) + b" (" + items.encode() + b")"
+    )

@@ -9,7 +9,14 @@ the store before its tagged OK is sent.
 from __future__ import annotations
 
 from garrison.imap import errors
-from garrison.imap.command import Append, Command, CopyArgs, Expunge, SpooledLiteral, Store
+from garrison.imap.command import (
+    Append,
+    Command,
+    CopyArgs,
+    Expunge,
+    SpooledLiteral,
+    Store,
+)
 from garrison.imap.encoder import Response, flag_list
 from garrison.imap.errors import bad, no
 from garrison.imap.selected import InvalidSequenceNumber, SelectedMailbox
@@ -45,7 +52,11 @@ async def append(session: Session, command: Command, response: Response):
         raise no(f"Mailbox {args.mailbox} does not exist", errors.TRYCREATE)
     if len(args.message) == 0:
         raise no("Empty message", errors.CANNOT)
-    data = args.message.read() if isinstance(args.message, SpooledLiteral) else args.message
+    data = (
+        args.message.read()
+        if isinstance(args.message, SpooledLiteral)
+        else args.message
+    )
     # TODO: the store analyses bytes in memory, so a spooled literal is read
     # back whole here; an analyser over a stream would keep memory bounded.
     try:
@@ -115,13 +126,17 @@ async def store(session: Session, command: Command, response: Response) -> None:
         if flags is None or uid in selected.pending_expunges:
             continue
         if command.uid:
-            response.untagged(b"%d FETCH (UID %d FLAGS %s)" % (seq, uid, flag_list(flags)))
+            response.untagged(
+                b"%d FETCH (UID %d FLAGS %s)" % (seq, uid, flag_list(flags))
+            )
         else:
             response.untagged(b"%d FETCH (FLAGS %s)" % (seq, flag_list(flags)))
     return None
 
 
-async def _copy_or_move(session: Session, command: Command, response: Response, move: bool):
+async def _copy_or_move(
+    session: Session, command: Command, response: Response, move: bool
+):
     selected = selected_mailbox(session)
     args: CopyArgs = command.args
     if move:

@@ -7,7 +7,12 @@ from garrison.imap.command import Command, Search
 from garrison.imap.commands.messages import selected_mailbox
 from garrison.imap.encoder import Response
 from garrison.imap.errors import bad, no
-from garrison.imap.search import Candidate, SearchError, UnsupportedCharset, compile_search
+from garrison.imap.search import (
+    Candidate,
+    SearchError,
+    UnsupportedCharset,
+    compile_search,
+)
 from garrison.imap.session import Session
 
 

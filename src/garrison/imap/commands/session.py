@@ -18,9 +18,8 @@ from garrison.imap.command import Authenticate, Command, Enable, Id, Login
 from garrison.imap.encoder import Response, nstring, string
 from garrison.imap.errors import EndSession, bad, no
 from garrison.imap.reader import LineTooLong
-from garrison.imap.session import ALREADY_SENT, MAX_AUTH_FAILURES, Session, State
+from garrison.imap.session import ALREADY_SENT, MAX_AUTH_FAILURES, Session, State, log
 from garrison.observability.log import event
-from garrison.imap.session import log
 
 SERVER_ID = {"name": "Garrison", "vendor": "Garrison"}
 # RFC 4616 §2: authzid, authcid and password are each at most 255 octets.
@@ -42,27 +41,50 @@ async def logout(session: Session, command: Command, response: Response) -> None
     session.state = State.LOGOUT
 
 
-async def starttls(session: Session, command: Command, response: Response) -> tuple[str, str]:
+async def starttls(
+    session: Session, command: Command, response: Response
+) -> tuple[str, str]:
     if not session.starttls_available:
-        raise bad("TLS is already active" if session.tls_active else "STARTTLS is not offered on this port")
+        raise bad(
+            "TLS is already active"
+            if session.tls_active
+            else "STARTTLS is not offered on this port"
+        )
     response.status(command.tag, errors.OK, "Begin TLS negotiation now")
     await session.send(response)
     try:
-        await asyncio.wait_for(session.start_tls(session.server.tls_context), timeout=60)
+        await asyncio.wait_for(
+            session.start_tls(session.server.tls_context), timeout=60
+        )
     except (TimeoutError, OSError) as exc:
-        event(log, "tls_failed", session=session.id, ip=session.ip, error=type(exc).__name__)
+        event(
+            log,
+            "tls_failed",
+            session=session.id,
+            ip=session.ip,
+            error=type(exc).__name__,
+        )
         raise EndSession("TLS negotiation failed") from None
     event(log, "starttls", session=session.id, ip=session.ip)
     return ALREADY_SENT
 
 
-async def _complete_login(session: Session, username: str, password: str) -> tuple[str, str]:
+async def _complete_login(
+    session: Session, username: str, password: str
+) -> tuple[str, str]:
     if not session.plaintext_auth_allowed:
         raise no("Use STARTTLS or IMAPS before logging in", errors.PRIVACYREQUIRED)
     account = await session.directory.authenticate(username, password)
     if account is None:
         session.auth_failures += 1
-        event(log, "auth", session=session.id, ip=session.ip, user=username, result="failed")
+        event(
+            log,
+            "auth",
+            session=session.id,
+            ip=session.ip,
+            user=username,
+            result="failed",
+        )
         if session.auth_failures >= MAX_AUTH_FAILURES:
             raise EndSession("Too many authentication failures")
         # RFC 5530 §3: AUTHENTICATIONFAILED.
@@ -70,7 +92,14 @@ async def _complete_login(session: Session, username: str, password: str) -> tup
     session.account = account
     session.username = account.address
     session.state = State.AUTHENTICATED
-    event(log, "auth", session=session.id, ip=session.ip, user=account.address, result="ok")
+    event(
+        log,
+        "auth",
+        session=session.id,
+        ip=session.ip,
+        user=account.address,
+        result="ok",
+    )
     # RFC 3501 §6.2.3: the OK may carry the post-login capabilities.
     return "Logged in", "CAPABILITY " + " ".join(session.capabilities())
 
@@ -82,7 +111,9 @@ def _text(value: bytes, what: str) -> str:
         raise bad(f"{what} is not valid UTF-8") from None
 
 
-async def login(session: Session, command: Command, response: Response) -> tuple[str, str]:
+async def login(
+    session: Session, command: Command, response: Response
+) -> tuple[str, str]:
     args: Login = command.args
     if not session.plaintext_auth_allowed:
         # RFC 3501 §6.2.3: LOGIN is refused while LOGINDISABLED is advertised.
@@ -106,15 +137,21 @@ def _decode_plain(data: bytes) -> tuple[str, str]:
         raise bad("Invalid PLAIN message")
     if authzid and authzid != authcid:
         # Acting as another user is not supported.
-        raise no("Authorization identity must be empty or equal the user name",
-                 errors.AUTHENTICATIONFAILED)
+        raise no(
+            "Authorization identity must be empty or equal the user name",
+            errors.AUTHENTICATIONFAILED,
+        )
     return _text(authcid, "user name"), _text(password, "password")
 
 
-async def authenticate(session: Session, command: Command, response: Response) -> tuple[str, str]:
+async def authenticate(
+    session: Session, command: Command, response: Response
+) -> tuple[str, str]:
     args: Authenticate = command.args
     if args.mechanism != "PLAIN":
-        raise no(f"Unsupported authentication mechanism {args.mechanism}", errors.CANNOT)
+        raise no(
+            f"Unsupported authentication mechanism {args.mechanism}", errors.CANNOT
+        )
     if not session.plaintext_auth_allowed:
         raise no("Use STARTTLS or IMAPS before authenticating", errors.PRIVACYREQUIRED)
     data = args.initial_response
@@ -138,10 +175,15 @@ async def id_command(session: Session, command: Command, response: Response) -> 
     args: Id = command.args
     if args.parameters:
         event(
-            log, "client_id", session=session.id,
-            client=args.parameters.get("name"), version=args.parameters.get("version"),
+            log,
+            "client_id",
+            session=session.id,
+            client=args.parameters.get("name"),
+            version=args.parameters.get("version"),
         )
-    fields = b" ".join(string(key) + b" " + nstring(value) for key, value in SERVER_ID.items())
+    fields = b" ".join(
+        string(key) + b" " + nstring(value) for key, value in SERVER_ID.items()
+    )
     response.untagged(b"ID (" + fields + b")")
 
 
