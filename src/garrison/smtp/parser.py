@@ -125,6 +125,7 @@ _DOMAIN_ARGUMENT = re.compile(
 _DOT_STRING = re.compile(rf"[{_ATEXT}{_UTF8_NON_ASCII}]+(?:\.[{_ATEXT}{_UTF8_NON_ASCII}]+)*")
 _ESMTP_KEYWORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-]*")
 _VERB = re.compile(r"[A-Za-z]{1,16}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _LDH_STR = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?")
 
 # RFC 3461 §4 and RFC 4954 §5: the values of these parameters are xtext.
@@ -145,7 +146,7 @@ def parse_command_line(line: bytes) -> Command:
 
     # RFC 5321 §4.1.2: command arguments contain no control characters (TAB
     # included); a NUL or bare CR here is an attack, not a typo.
-    if any(ch < " " or ch == "\x7f" for ch in text):
+    if _CONTROL.search(text):
         raise SMTPSyntaxError(replies.SYNTAX_ERROR, "control character in command line")
 
     text = text.rstrip(" ")
