@@ -119,7 +119,7 @@ class Section:
     """An RFC 3501 `section`: part path plus the text specifier.
 
     `kind` is "" (whole part), "HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT",
-    "TEXT" or "MIME". `fields` holds the upper-cased header names for the
+    "TEXT" or "MIME". `fields` contains the upper-cased header names for the
     HEADER.FIELDS forms. `spec` is the section text as it is echoed back.
     """
 
@@ -169,7 +169,7 @@ class SearchKey:
     `op` is the RFC 3501 key name ("SUBJECT", "OR", "NOT", "AND" for a
     parenthesised list or the top level, "SEQSET" for a bare sequence set).
     `value` carries the argument: a string, date, int, SequenceSet or a
-    (field, string) pair for HEADER. `children` holds sub-keys of AND, OR
+    (field, string) pair for HEADER. `children` contains the sub-keys of AND, OR
     and NOT.
     """
 

@@ -513,7 +513,7 @@ def parse_command(
     """Parse one complete command.
 
     Raises `ParseError`; its `tag` is set as soon as the tag was read, so the
-    caller can answer with a tagged BAD.
+    caller can reply with a tagged BAD.
     """
     cursor = Cursor(lines, literals)
     tag = parse_tag(cursor)

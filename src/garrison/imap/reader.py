@@ -40,7 +40,7 @@ class ConnectionClosed(Exception):
 
 
 class LineTooLong(Exception):
-    """A command line exceeded the limit; the session answers BAD and closes."""
+    """A command line exceeded the limit; the session replies BAD and closes."""
 
     def __init__(self, limit: int) -> None:
         super().__init__(f"command line longer than {limit} bytes")
@@ -52,7 +52,7 @@ class LiteralTooBig(Exception):
 
     `tag` is the command's tag when it could be read, `first_line` the first
     line of the command (for the session to tell APPEND from the rest), and
-    `fatal` says the connection must be closed after the reply.
+    `fatal` is True when the connection must be closed after the reply.
     """
 
     def __init__(
@@ -188,9 +188,8 @@ class CommandReader:
         (the STARTTLS command injection attack).
         """
         self._buffer.clear()
-        # XXX: StreamReader has no public way to drop its buffer; this private
-        # attribute exists in CPython 3.11 and 3.12, and the uvloop streams
-        # are the same class.
+        # XXX: StreamReader has no public way to drop its buffer, so this uses
+        # the private attribute of CPython 3.11 (uvloop uses the same class).
         stream_buffer = getattr(self._reader, "_buffer", None)
         if stream_buffer is not None:
             stream_buffer.clear()

@@ -45,7 +45,7 @@ class IMAPServer:
     async def handle(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
-        """Serve one connection until it ends; never raises."""
+        """Serve one connection; unexpected errors are logged, not raised."""
         task = asyncio.current_task()
         assert task is not None
         if self._closing:

@@ -131,7 +131,6 @@ class Session:
         self.auth_failures = 0
         self.bad_commands = 0
         self.commands = 0
-        self.idling = False
 
     # -- policy -------------------------------------------------------------
 
@@ -283,7 +282,7 @@ class Session:
         return "logout"
 
     async def _reject_literal(self, exc: LiteralTooBig) -> bool:
-        """Answer a literal over the limit; return True if the connection must close."""
+        """Reject a literal over the limit; return True if the connection must close."""
         response = Response()
         is_append = exc.first_line.split(b" ", 2)[1:2] == [b"APPEND"] or (
             b" APPEND " in exc.first_line.upper()[:40]

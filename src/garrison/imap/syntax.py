@@ -20,7 +20,7 @@ from garrison.imap.types import MAX_NUMBER, STAR, SequenceSet
 
 
 class ParseError(Exception):
-    """A syntax error in a client command; the session answers BAD.
+    """A syntax error in a client command; the session replies BAD.
 
     `tag` is the command tag when it could be read (None means an untagged
     BAD). `code` is an optional response code such as "TOOBIG".

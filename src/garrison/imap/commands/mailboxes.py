@@ -20,7 +20,7 @@ from garrison.imap.session import Session
 from garrison.store import DELIMITER, INBOX, MailboxExists, MailboxNotFound, StoreError
 
 SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
-# RFC 3501 §7.1: "\*" says clients may create new keywords.
+# RFC 3501 §7.1: "\*" means clients may create new keywords.
 PERMANENT_FLAGS = "PERMANENTFLAGS (" + " ".join(SYSTEM_FLAGS) + " \\*)"
 
 
@@ -174,7 +174,7 @@ async def list_mailboxes(
 ) -> None:
     args: ListArgs = command.args
     if args.pattern == "":
-        # RFC 3501 §6.3.8: an empty pattern asks for the delimiter and root.
+        # RFC 3501 §6.3.8: an empty pattern requests the delimiter and root.
         root = (
             args.reference.split(DELIMITER, 1)[0] + DELIMITER
             if DELIMITER in args.reference

@@ -73,6 +73,7 @@ async def _complete_login(
     session: Session, username: str, password: str
 ) -> tuple[str, str]:
     if not session.plaintext_auth_allowed:
+        # RFC 3501 §6.2.3: LOGIN is rejected while LOGINDISABLED is advertised.
         raise no("Use STARTTLS or IMAPS before logging in", errors.PRIVACYREQUIRED)
     account = await session.directory.authenticate(username, password)
     if account is None:
@@ -104,20 +105,17 @@ async def _complete_login(
     return "Logged in", "CAPABILITY " + " ".join(session.capabilities())
 
 
-def _text(value: bytes, what: str) -> str:
+def _text(value: bytes, argument: str) -> str:
     try:
         return value.decode("utf-8")
     except UnicodeDecodeError:
-        raise bad(f"{what} is not valid UTF-8") from None
+        raise bad(f"{argument} is not valid UTF-8") from None
 
 
 async def login(
     session: Session, command: Command, response: Response
 ) -> tuple[str, str]:
     args: Login = command.args
-    if not session.plaintext_auth_allowed:
-        # RFC 3501 §6.2.3: LOGIN is refused while LOGINDISABLED is advertised.
-        raise no("Use STARTTLS or IMAPS before logging in", errors.PRIVACYREQUIRED)
     return await _complete_login(
         session, _text(args.username, "user name"), _text(args.password, "password")
     )
