@@ -132,6 +132,12 @@ def fetch(messages: list[bytes]) -> list[dict[bytes, bytes]]:
             check=True,
         )
         parsed = _parse_fetch(completed.stdout)
+        missing = [n for n in range(1, len(messages) + 1) if n not in parsed]
+        if missing:
+            raise RuntimeError(
+                f"Dovecot returned no FETCH for messages {missing[:10]}: "
+                f"{completed.stdout[-2000:]!r}"
+            )
         return [parsed[number] for number in range(1, len(messages) + 1)]
     finally:
         shutil.rmtree(root, ignore_errors=True)

@@ -174,16 +174,14 @@ class _AddressListParser:
         if not cursor.skip_cfws():
             return []
         while len(self.result) < self.max_addresses:
-            start = cursor.pos
             self._address()
-            if cursor.pos == start:
-                cursor.pos += 1  # skip a byte that no rule accepts
+            # Like Dovecot, stop at the first byte that cannot follow an
+            # address rather than guess where the next one starts.
+            if not cursor.skip_cfws() or cursor.peek() != 44:  # ","
+                break
+            cursor.pos += 1
             if not cursor.skip_cfws():
                 break
-            if cursor.peek() == 44:  # ","
-                cursor.pos += 1
-                if not cursor.skip_cfws():
-                    break
         return self.result
 
     def _address(self) -> None:

@@ -28,16 +28,23 @@ _WSP = b" \t"
 
 @dataclass(frozen=True, slots=True)
 class HeaderField:
-    """One header field: its name as sent, its raw lines and its unfolded value.
+    """One header field: its name as sent, its raw lines and its value.
 
     `raw` is the field exactly as stored, folding and line ends included.
-    `value` has the whitespace after the colon and every CR and LF removed,
-    so continuation lines keep their leading whitespace.
+    `folded_value` is the text after the colon without its leading
+    whitespace, with the line breaks of folding still in it. `value` is the
+    same with every CR and LF removed, so continuation lines keep their
+    leading whitespace.
     """
 
     name: str
     raw: bytes
-    value: bytes
+    folded_value: bytes
+
+    @property
+    def value(self) -> bytes:
+        """The unfolded value (CR and LF removed)."""
+        return self.folded_value.replace(b"\r", b"").replace(b"\n", b"")
 
 
 def parse_header_block(block: bytes) -> list[HeaderField]:
@@ -57,7 +64,9 @@ def parse_header_block(block: bytes) -> list[HeaderField]:
             return
         raw = block[start:end]
         colon = raw.index(b":")
-        value = raw[colon + 1 :].lstrip(_WSP).replace(b"\r", b"").replace(b"\n", b"")
+        value = raw[colon + 1 :].lstrip(_WSP)
+        if value.endswith(b"\n"):
+            value = value[:-2] if value.endswith(b"\r\n") else value[:-1]
         fields.append(HeaderField(name, raw, value))
 
     while pos < size:

@@ -115,10 +115,15 @@ def envelope(fields: list[HeaderField]) -> bytes:
     a field occurs twice, the last occurrence is used.
     """
     values: dict[str, bytes] = {}
+    subject: bytes | None = None
     for header in fields:
         key = header.name.lower()
         if key in _ENVELOPE_FIELDS:
             values[key] = header.value
+        if key == "subject":
+            # Dovecot counts removed line breaks as a change, which makes
+            # a folded Subject a literal.
+            subject = header.folded_value
 
     addresses: dict[str, list[Address]] = {}
     for key in ("from", "sender", "reply-to", "to", "cc", "bcc"):
@@ -129,7 +134,6 @@ def envelope(fields: list[HeaderField]) -> bytes:
         if not addresses[key]:
             addresses[key] = addresses["from"]
 
-    subject = values.get("subject")
     pieces = [
         nstring(values.get("date")),
         NIL if subject is None else string_for_humans(subject),

@@ -75,6 +75,7 @@ class Part:
     mime: MimeFields = field(default_factory=MimeFields)
     fields: list[HeaderField] = field(default_factory=list)
     header_truncated: bool = False
+    is_message: bool = False
     children: list[Part] | None = None
     message: Part | None = None
     opaque: bool = False
@@ -159,6 +160,8 @@ class _Scanner:
         self.prefixes: set[bytes] = set()
         self.prefix_len = 0
         self.cached: tuple[int, _Hit | None] | None = None
+        # Offset up to which bytes belong to a header or a boundary line.
+        self.consumed = 0
 
     # -- boundary search ---------------------------------------------------
 
@@ -217,19 +220,38 @@ class _Scanner:
         return part
 
     def _end_before(self, line: int) -> int:
-        """Return where a body ends when a boundary line starts at `line`."""
+        """Return where a body ends when a boundary line starts at `line`.
+
+        The line end before the boundary is not body (RFC 2046 §5.1.1)
+        unless it already ended a header or another boundary line: then,
+        as in Dovecot, it stays where it was counted.
+        """
+        if line <= self.consumed:
+            return line
         if line >= 2 and self.data[line - 2 : line] == b"\r\n":
             return line - 2
         if line >= 1 and self.data[line - 1 : line] == b"\n":
             return line - 1
         return line
 
-    def _finish(self, part: Part | None, end: int) -> None:
+    def _finish(self, part: Part | None, end: int) -> int:
+        """End `part` and its encapsulated messages at `end`; return the end used.
+
+        A header ends at its blank line even when that line's CRLF is also
+        the one before a boundary (Dovecot counts it into the header), so a
+        part may end after `end` but never before its body starts.
+        """
+        chain: list[Part] = []
         while part is not None:
-            if part.bs < 0:
-                part.bs = max(part.hs, end)
-            part.be = max(end, part.bs)
+            chain.append(part)
             part = part.message
+        for node in chain:
+            if node.bs < 0:
+                node.bs = max(node.hs, end)
+            end = max(end, node.bs)
+        for node in chain:
+            node.be = end
+        return end
 
     def _read_header(self, part: Part) -> _Hit | None:
         """Find the end of `part`'s header and classify the part.
@@ -253,15 +275,23 @@ class _Scanner:
             elif crlf >= 0:
                 part.bs = crlf + 3
             elif hit is not None:
-                part.bs = max(start, self._end_before(hit.line))
+                # A header cut short by a boundary keeps its last line end,
+                # as Dovecot counts it.
+                part.bs = hit.line
                 interrupted = hit
             else:
                 part.bs = len(data)
 
+        self.consumed = part.bs
         header_end = min(part.bs, start + self.limits.max_header_bytes)
         part.header_truncated = header_end < part.bs
         part.fields = parse_header_block(data[start:header_end])
-        part.mime = _read_mime_fields(part.fields)
+        # A message (not a multipart child) is MIME only with MIME-Version or
+        # Content-Type; otherwise Dovecot ignores its other Content-* fields.
+        if not part.is_message or any(
+            header.name.lower() in ("mime-version", "content-type") for header in part.fields
+        ):
+            part.mime = _read_mime_fields(part.fields)
         content_type = part.mime.content_type
         if content_type is not None and content_type.subtype is not None:
             part.mime_type = content_type.mime_type
@@ -285,6 +315,7 @@ class _Scanner:
                 return None
             self.part_count += 1
             message = self._new_part(part.bs, part.depth + 1, "text/plain")
+            message.is_message = True
             part.message = message
             return message
 
@@ -306,10 +337,11 @@ class _Scanner:
         if not hit.close and self.part_count >= self.limits.max_parts:
             return None  # over the part cap: the delimiter stays body content
         end = self._end_before(hit.line)
+        self.consumed = hit.line_end
         while len(self.frames) - 1 > hit.frame:
             frame = self.frames.pop()
-            self._finish(frame.child, end)
-            self._finish(frame.part, end)
+            inner_end = self._finish(frame.child, end)
+            self._finish(frame.part, inner_end)
         frame = self.frames[hit.frame]
         self._finish(frame.child, end)
         frame.child = None
@@ -332,6 +364,7 @@ class _Scanner:
     def run(self) -> Part:
         data = self.data
         root = self._new_part(0, 0, "text/plain")
+        root.is_message = True
         pending: Part | None = root
         pos = 0
         while True:
