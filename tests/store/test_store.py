@@ -35,7 +35,7 @@ async def test_new_account_has_special_use_mailboxes(services: Services) -> None
 async def test_deliver_to_two_accounts_in_one_commit(services: Services) -> None:
     store = services.store
     blob = await store.blobs.put(MESSAGE)
-    analysis = services.delivery.analyse_blob(blob)
+    analysis = services.store.analyse_blob(blob)
     uids = await store.deliver(
         [account_id(services, ALICE), account_id(services, BOB)], blob, analysis
     )

@@ -15,19 +15,13 @@ outbound queue plug in here as later stages.
 from __future__ import annotations
 
 import logging
-import mmap
 from dataclasses import dataclass, field
 
 from garrison.directory import Account
-from garrison.message import MessageAnalysis, analyse
 from garrison.observability.log import event
 from garrison.store import BlobRef, MailStore, StoreError
 
 log = logging.getLogger("garrison.delivery")
-
-# Messages up to this size are read into memory for analysis; larger ones
-# are memory-mapped, so analysis never holds a second copy of a big message.
-_READ_LIMIT = 4 * 1024 * 1024
 
 
 @dataclass(slots=True)
@@ -70,17 +64,6 @@ class DeliveryPipeline:
     def __init__(self, store: MailStore) -> None:
         self.store = store
 
-    def analyse_blob(self, blob: BlobRef) -> MessageAnalysis:
-        """Analyse a committed blob without holding a large one in memory twice."""
-        if blob.data is not None:
-            return analyse(blob.data)
-        if blob.size <= _READ_LIMIT:
-            return analyse(self.store.blobs.read(blob.blob_id))
-        with self.store.blobs.open(blob.blob_id) as file, mmap.mmap(
-            file.fileno(), 0, access=mmap.ACCESS_READ
-        ) as mapped:
-            return analyse(mapped)  # type: ignore[arg-type]
-
     async def deliver(self, envelope: Envelope, blob: BlobRef) -> None:
         """Store the message for every local recipient; raise DeliveryError."""
         account_ids = list(
@@ -91,7 +74,7 @@ class DeliveryPipeline:
         if not account_ids:
             raise DeliveryError(554, "5.1.1", "no valid recipients", temporary=False)
         try:
-            analysis = self.analyse_blob(blob)
+            analysis = self.store.analyse_blob(blob)
             uids = await self.store.deliver(account_ids, blob, analysis)
         except (OSError, StoreError) as exc:
             event(

@@ -14,6 +14,7 @@ mailbox's next MODSEQ (RFC 7162 §3.1), and expunged UIDs are kept in
 
 from __future__ import annotations
 
+import mmap
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
@@ -43,6 +44,10 @@ DEFAULT_MAILBOXES = (
     ("Archive", "\\Archive"),
 )
 FlagOperation = Literal["add", "remove", "replace"]
+
+# Blobs up to this size are read whole for analysis; larger ones are mapped.
+_READ_LIMIT = 4 * 1024 * 1024
+_META_CACHE_SIZE = 20000
 
 
 @dataclass(frozen=True, slots=True)
@@ -443,6 +448,32 @@ class MailStore:
         )
         return [uid for (uid,) in rows]
 
+    def message_metas(self, blob_ids: Iterable[str]) -> dict[str, MessageAnalysis]:
+        """Return the analyses of many blobs, reading the uncached ones in one query."""
+        found: dict[str, MessageAnalysis] = {}
+        missing: list[str] = []
+        for blob_id in dict.fromkeys(blob_ids):
+            cached = self._meta_cache.get(blob_id)
+            if cached is None:
+                missing.append(blob_id)
+            else:
+                found[blob_id] = cached
+        for start in range(0, len(missing), 500):
+            chunk = missing[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for blob_id, text in self._read.execute(
+                f"SELECT id, analysis FROM blobs WHERE id IN ({marks})", chunk
+            ):
+                meta = MessageAnalysis.from_json(text)
+                self._remember_meta(blob_id, meta)
+                found[blob_id] = meta
+        return found
+
+    def _remember_meta(self, blob_id: str, meta: MessageAnalysis) -> None:
+        self._meta_cache[blob_id] = meta
+        if len(self._meta_cache) > _META_CACHE_SIZE:
+            self._meta_cache.popitem(last=False)
+
     def message_meta(self, blob_id: str) -> MessageAnalysis:
         """Return the analysis computed when the message was stored."""
         cached = self._meta_cache.get(blob_id)
@@ -455,9 +486,7 @@ class MailStore:
         if row is None:
             raise StoreError(f"message blob {blob_id} has no analysis")
         meta = MessageAnalysis.from_json(row[0])
-        self._meta_cache[blob_id] = meta
-        if len(self._meta_cache) > 20000:
-            self._meta_cache.popitem(last=False)
+        self._remember_meta(blob_id, meta)
         return meta
 
     # -- messages: writes ---------------------------------------------------
@@ -511,6 +540,41 @@ class MailStore:
         self._add_usage(conn, account_id, blob.size)
         txn.changed.add(mailbox_id)
         return uidvalidity, uid
+
+    def analyse_blob(self, blob: BlobRef) -> MessageAnalysis:
+        """Analyse a committed blob without holding a large one in memory twice.
+
+        Small blobs are analysed from the copy the writer kept; larger ones
+        through a read-only memory map of the file.
+        """
+        if blob.data is not None:
+            return analyse(blob.data)
+        if blob.size <= _READ_LIMIT:
+            return analyse(self.blobs.read(blob.blob_id))
+        with self.blobs.open(blob.blob_id) as file, mmap.mmap(
+            file.fileno(), 0, access=mmap.ACCESS_READ
+        ) as mapped:
+            return analyse(mapped)  # type: ignore[arg-type]
+
+    async def append_chunks(
+        self,
+        mailbox_id: int,
+        chunks: Iterable[bytes],
+        flags: Iterable[str] = frozenset(),
+        internaldate: datetime | None = None,
+    ) -> tuple[int, int]:
+        """Store a message given as chunks, with bounded memory; return (UIDVALIDITY, UID)."""
+        writer = self.blobs.create()
+        try:
+            for chunk in chunks:
+                writer.write(chunk)
+        except BaseException:
+            writer.abort()
+            raise
+        blob = await writer.commit()
+        return await self.append_blob(
+            mailbox_id, blob, self.analyse_blob(blob), flags, internaldate
+        )
 
     async def append(
         self,

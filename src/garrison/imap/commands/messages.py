@@ -52,17 +52,15 @@ async def append(session: Session, command: Command, response: Response):
         raise no(f"Mailbox {args.mailbox} does not exist", errors.TRYCREATE)
     if len(args.message) == 0:
         raise no("Empty message", errors.CANNOT)
-    data = (
-        args.message.read()
-        if isinstance(args.message, SpooledLiteral)
-        else args.message
-    )
-    # TODO: the store analyses bytes in memory, so a spooled literal is read
-    # back whole here; an analyser over a stream would keep memory bounded.
     try:
-        uidvalidity, uid = await session.store.append(
-            mailbox.id, data, args.flags, args.internaldate
-        )
+        if isinstance(args.message, SpooledLiteral):
+            uidvalidity, uid = await session.store.append_chunks(
+                mailbox.id, args.message.chunks(), args.flags, args.internaldate
+            )
+        else:
+            uidvalidity, uid = await session.store.append(
+                mailbox.id, args.message, args.flags, args.internaldate
+            )
     except StoreError as exc:
         raise no(str(exc), errors.CANNOT) from None
     if session.selected is not None and session.selected.mailbox_id == mailbox.id:
