@@ -40,7 +40,9 @@ def reference_decode(
     lines = raw.split(b"\r\n")[:-1] if raw else []
     bare = any(b"\r" in line or b"\n" in line for line in lines)
     too_long = any(len(line) + 2 > max_line for line in lines)
-    content = b"".join((line[1:] if line.startswith(b".") else line) + b"\r\n" for line in lines)
+    content = b"".join(
+        (line[1:] if line.startswith(b".") else line) + b"\r\n" for line in lines
+    )
     too_big = len(content) > max_size
     return True, content, trailing, bare or too_long or too_big
 
@@ -111,7 +113,9 @@ def test_data_overlong_line_without_crlf_is_bounded() -> None:
 
 
 def test_data_size_limit() -> None:
-    decoder, content = decode_in_chunks(b"x" * 98 + b"\r\n" + b".\r\n", [], max_size=100)
+    decoder, content = decode_in_chunks(
+        b"x" * 98 + b"\r\n" + b".\r\n", [], max_size=100
+    )
     assert decoder.error is None
     assert len(content) == 100
     decoder, _ = decode_in_chunks(b"x" * 99 + b"\r\n" + b".\r\n", [], max_size=100)
@@ -127,7 +131,9 @@ def test_data_after_error_returns_nothing() -> None:
 
 
 stream_bytes = st.lists(
-    st.sampled_from([b"\r\n", b"\r", b"\n", b".", b"..", b"a", b"xyz", b"\r\n.\r\n", b" "]),
+    st.sampled_from(
+        [b"\r\n", b"\r", b"\n", b".", b"..", b"a", b"xyz", b"\r\n.\r\n", b" "]
+    ),
     max_size=60,
 ).map(b"".join)
 
@@ -149,17 +155,23 @@ def test_data_decoder_matches_line_model(
         assert decoder.size == len(expected)
 
 
-@given(st.binary(max_size=300).map(lambda b: b.replace(b"\r", b"").replace(b"\n", b"\r\n")))
+@given(
+    st.binary(max_size=300).map(lambda b: b.replace(b"\r", b"").replace(b"\n", b"\r\n"))
+)
 def test_dot_stuff_round_trips(content: bytes) -> None:
     decoder = DataDecoder(10_000, MAX_SIZE)
     decoded = decoder.feed(dot_stuff(content))
     assert decoder.done
     assert decoder.error is None
-    expected = content if not content or content.endswith(b"\r\n") else content + b"\r\n"
+    expected = (
+        content if not content or content.endswith(b"\r\n") else content + b"\r\n"
+    )
     assert decoded == expected
 
 
-def check_lines(chunks: list[bytes], max_line: int = MAX_LINE, max_size: int = MAX_SIZE) -> LineChecker:
+def check_lines(
+    chunks: list[bytes], max_line: int = MAX_LINE, max_size: int = MAX_SIZE
+) -> LineChecker:
     checker = LineChecker(max_line, max_size)
     for chunk in chunks:
         checker.feed(chunk)
@@ -189,12 +201,16 @@ def test_line_checker_line_length_across_chunks() -> None:
 
 
 def test_line_checker_size_limit() -> None:
-    assert check_lines([b"x" * 60, b"x" * 41], max_size=100).error is ContentError.TOO_BIG
+    assert (
+        check_lines([b"x" * 60, b"x" * 41], max_size=100).error is ContentError.TOO_BIG
+    )
 
 
 @given(stream_bytes, st.lists(st.integers(1, 12), max_size=20), st.integers(3, 12))
 @settings(max_examples=1000)
-def test_line_checker_matches_line_model(stream: bytes, sizes: list[int], max_line: int) -> None:
+def test_line_checker_matches_line_model(
+    stream: bytes, sizes: list[int], max_line: int
+) -> None:
     chunks = []
     position = 0
     for size in sizes:

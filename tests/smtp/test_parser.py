@@ -33,7 +33,14 @@ def test_command_line_trailing_spaces_ignored() -> None:
 @pytest.mark.parametrize(
     "line",
     [b"MAIL\x00FROM:<a@b>", b"NOOP\rx", b"HELO \xff\xfe", b"12AB", b"", b" MAIL"],
-    ids=["nul byte", "bare cr", "invalid utf8", "digits in verb", "empty", "leading space"],
+    ids=[
+        "nul byte",
+        "bare cr",
+        "invalid utf8",
+        "digits in verb",
+        "empty",
+        "leading space",
+    ],
 )
 def test_command_line_rejects_malformed(line: bytes) -> None:
     with pytest.raises(SMTPSyntaxError) as caught:
@@ -52,11 +59,15 @@ def test_mail_null_reverse_path() -> None:
 
 
 def test_mail_space_after_colon_accepted() -> None:
-    assert parse_mail_argument("FROM: <a@example.test>").sender == Mailbox("a", "example.test")
+    assert parse_mail_argument("FROM: <a@example.test>").sender == Mailbox(
+        "a", "example.test"
+    )
 
 
 def test_mail_parameters_parsed_and_uppercased() -> None:
-    parsed = parse_mail_argument("FROM:<a@example.test> size=1000 BODY=8BITMIME SMTPUTF8")
+    parsed = parse_mail_argument(
+        "FROM:<a@example.test> size=1000 BODY=8BITMIME SMTPUTF8"
+    )
     assert parsed.parameters == {"SIZE": "1000", "BODY": "8BITMIME", "SMTPUTF8": None}
 
 
@@ -153,7 +164,9 @@ def test_utf8_recipient_needs_utf8_transaction() -> None:
     assert parsed.recipient == Mailbox("用户", "例子.测试")
 
 
-@pytest.mark.parametrize("domain", ["mx.example.org", "[127.0.0.1]", "my_host", "host."])
+@pytest.mark.parametrize(
+    "domain", ["mx.example.org", "[127.0.0.1]", "my_host", "host."]
+)
 def test_domain_argument_accepted(domain: str) -> None:
     assert parse_domain_argument(domain) == domain
 
@@ -206,7 +219,7 @@ def test_paths_raise_only_syntax_error(argument: str, utf8: bool) -> None:
 
 
 @given(
-    st.text(alphabet="<>@[]:.,\"\\ =+aZ09-é", max_size=80),
+    st.text(alphabet='<>@[]:.,"\\ =+aZ09-é', max_size=80),
 )
 @settings(max_examples=1000)
 def test_path_punctuation_raises_only_syntax_error(argument: str) -> None:

@@ -6,7 +6,7 @@
         await smtp.command("MAIL FROM:<a@b.example>", 250, "2.1.0")
 
 Works over plain TCP, STARTTLS (`starttls`) and implicit TLS (`tls=`).
-Every read has a timeout, so a server that never answers fails the test
+Every read has a timeout, so a server that never replies fails the test
 instead of hanging it.
 """
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 
 READ_TIMEOUT = 10.0
@@ -45,7 +45,9 @@ class ServerReply:
 class Dialogue:
     """The client side of one SMTP connection."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def __init__(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         self.reader = reader
         self.writer = writer
 
@@ -54,16 +56,16 @@ class Dialogue:
     async def connect(
         cls, port: int, host: str = "127.0.0.1", tls: ssl.SSLContext | None = None
     ) -> AsyncIterator[Dialogue]:
-        reader, writer = await asyncio.open_connection(host, port, ssl=tls, limit=1 << 20)
+        reader, writer = await asyncio.open_connection(
+            host, port, ssl=tls, limit=1 << 20
+        )
         dialogue = cls(reader, writer)
         try:
             yield dialogue
         finally:
             writer.close()
-            try:
+            with suppress(OSError, TimeoutError):
                 await asyncio.wait_for(writer.wait_closed(), 5)
-            except (OSError, TimeoutError):
-                pass
 
     async def send(self, data: bytes | str) -> None:
         """Send raw bytes (a str is UTF-8 encoded) without adding CRLF."""

@@ -34,7 +34,8 @@ async def test_bdat_pipelined_chunks(garrison_server) -> None:
         await smtp.hello()
         await smtp.send(
             b"MAIL FROM:<s@example.org>\r\nRCPT TO:<alice@example.test>\r\n"
-            + f"BDAT {len(MESSAGE)}\r\n".encode() + MESSAGE
+            + f"BDAT {len(MESSAGE)}\r\n".encode()
+            + MESSAGE
             + b"BDAT 0 LAST\r\n"
         )
         await smtp.expect(250, "2.1.0")

@@ -23,7 +23,9 @@ MESSAGE = (
 )
 
 
-async def open_transaction(smtp: Dialogue, recipients: tuple[str, ...] = (ALICE,)) -> None:
+async def open_transaction(
+    smtp: Dialogue, recipients: tuple[str, ...] = (ALICE,)
+) -> None:
     await smtp.hello()
     await smtp.command("MAIL FROM:<sender@example.org>", 250)
     for recipient in recipients:
@@ -108,7 +110,9 @@ async def test_data_line_length_limit(garrison_server) -> None:
         await smtp.command("MAIL FROM:<a@example.org>", 250)
         await smtp.command(f"RCPT TO:<{ALICE}>", 250)
         await smtp.command("DATA", 354)
-        await smtp.send(b"Subject: long\r\n\r\n" + b"x" * (limit - 1) + b"\r\nmore\r\n.\r\n")
+        await smtp.send(
+            b"Subject: long\r\n\r\n" + b"x" * (limit - 1) + b"\r\nmore\r\n.\r\n"
+        )
         await smtp.expect(500, "5.5.2")
         # The session is still in step: the transaction was reset.
         await smtp.command("RCPT TO:<alice@example.test>", 503)
@@ -165,7 +169,9 @@ SMUGGLING_ENDINGS = {
 }
 
 
-@pytest.mark.parametrize("ending", SMUGGLING_ENDINGS.values(), ids=SMUGGLING_ENDINGS.keys())
+@pytest.mark.parametrize(
+    "ending", SMUGGLING_ENDINGS.values(), ids=SMUGGLING_ENDINGS.keys()
+)
 async def test_data_smuggling_variant_rejected(garrison_server, ending: bytes) -> None:
     smuggled = (
         b"Subject: first\r\n\r\nhello"
@@ -200,7 +206,8 @@ async def test_data_commands_pipelined_after_end(garrison_server) -> None:
 
 async def test_data_timeout_closes_and_discards(garrison_server, monkeypatch) -> None:
     server = next(
-        protocol for listener, _, protocol in garrison_server.runner.servers
+        protocol
+        for listener, _, protocol in garrison_server.runner.servers
         if listener.name == "smtp"
     )
     smtp_settings = server.settings.smtp.model_copy(update={"data_timeout": 0.5})

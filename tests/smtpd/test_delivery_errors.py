@@ -46,7 +46,9 @@ async def send_one(smtp: Dialogue) -> None:
     ],
     ids=["temporary failure", "permanent failure", "unexpected exception"],
 )
-async def test_delivery_error_reply(garrison_server, monkeypatch, error, code, enhanced) -> None:
+async def test_delivery_error_reply(
+    garrison_server, monkeypatch, error, code, enhanced
+) -> None:
     delivery = FailingDelivery(error)
     monkeypatch.setattr(smtp_protocol(garrison_server), "delivery", delivery)
     async with Dialogue.connect(garrison_server.port("smtp")) as smtp:
@@ -69,3 +71,25 @@ async def test_command_timeout_closes(garrison_server, monkeypatch) -> None:
         await smtp.hello()
         await smtp.expect(421, "4.4.2")
         await smtp.expect_closed()
+
+
+async def test_blob_write_failure_drains_and_replies_451(
+    garrison_server, monkeypatch
+) -> None:
+    from garrison.store.blobs import BlobWriter
+
+    original_write = BlobWriter.write
+
+    def failing_write(self, data) -> None:
+        # The trace headers are the first write; the content fails.
+        if self.size > 0:
+            raise OSError(28, "No space left on device")
+        original_write(self, data)
+
+    monkeypatch.setattr(BlobWriter, "write", failing_write)
+    async with Dialogue.connect(garrison_server.port("smtp")) as smtp:
+        await send_one(smtp)
+        await smtp.expect(451, "4.3.0")
+        # The rest of the message was read as content, not as commands.
+        await smtp.command("NOOP", 250)
+    assert list(garrison_server.settings.spool_dir.glob("*.tmp")) == []

@@ -78,7 +78,9 @@ async def test_rcpt_unknown_user(smtp) -> None:
 async def test_rcpt_relay_denied(smtp) -> None:
     await smtp.command("MAIL FROM:<a@example.org>", 250)
     await smtp.command("RCPT TO:<someone@elsewhere.example>", 554, "5.7.1")
-    await smtp.command("RCPT TO:<@example.test:someone@elsewhere.example>", 554, "5.7.1")
+    await smtp.command(
+        "RCPT TO:<@example.test:someone@elsewhere.example>", 554, "5.7.1"
+    )
 
 
 async def test_rcpt_postmaster_without_domain(smtp) -> None:

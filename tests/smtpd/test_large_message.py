@@ -76,7 +76,9 @@ async def test_large_message_bounded_memory(garrison_server, monkeypatch) -> Non
             tracemalloc.stop()
         queue_id = reply.text.rsplit(" ", 1)[-1]
 
-    assert peak - baseline < MAX_PEAK_GROWTH, f"peak grew by {(peak - baseline) / MiB:.1f} MiB"
+    assert peak - baseline < MAX_PEAK_GROWTH, (
+        f"peak grew by {(peak - baseline) / MiB:.1f} MiB"
+    )
 
     [(envelope, blob)] = delivery.delivered
     assert envelope.queue_id == queue_id

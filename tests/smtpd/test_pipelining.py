@@ -32,7 +32,9 @@ async def test_pipelined_envelope_replies_in_order(garrison_server) -> None:
 async def test_pipelined_group_answered_in_one_write(garrison_server) -> None:
     async with Dialogue.connect(garrison_server.port("smtp")) as smtp:
         await smtp.hello()
-        await smtp.send(f"RSET\r\nMAIL FROM:<s@example.org>\r\nRCPT TO:<{ALICE}>\r\nDATA\r\n")
+        await smtp.send(
+            f"RSET\r\nMAIL FROM:<s@example.org>\r\nRCPT TO:<{ALICE}>\r\nDATA\r\n"
+        )
         # The four replies arrive together, so one read returns all of them.
         data = b""
         while data.count(b"\r\n") < 4:

@@ -34,7 +34,9 @@ MESSAGE = (
 
 
 def send_with_smtplib(port: int, context: ssl.SSLContext | None) -> None:
-    with smtplib.SMTP("127.0.0.1", port, local_hostname="client.example", timeout=10) as smtp:
+    with smtplib.SMTP(
+        "127.0.0.1", port, local_hostname="client.example", timeout=10
+    ) as smtp:
         smtp.ehlo()
         if context is not None:
             smtp.starttls(context=context)
@@ -63,7 +65,9 @@ def send_to_mixed_recipients(port: int) -> dict[str, tuple[int, bytes]]:
 
 
 async def test_smtplib_sees_refused_recipients(garrison_server) -> None:
-    refused = await asyncio.to_thread(send_to_mixed_recipients, garrison_server.port("smtp"))
+    refused = await asyncio.to_thread(
+        send_to_mixed_recipients, garrison_server.port("smtp")
+    )
     assert refused["nobody@example.test"][0] == 550
     assert refused["x@elsewhere.example"][0] == 554
     assert len(inbox_messages(garrison_server)) == 1
@@ -71,14 +75,28 @@ async def test_smtplib_sees_refused_recipients(garrison_server) -> None:
 
 @pytest.mark.skipif(shutil.which("swaks") is None, reason="swaks is not installed")
 @pytest.mark.parametrize("tls", [False, True], ids=["plain", "starttls"])
-async def test_swaks_delivers_exact_bytes(garrison_server, tmp_path: Path, tls: bool) -> None:
+async def test_swaks_delivers_exact_bytes(
+    garrison_server, tmp_path: Path, tls: bool
+) -> None:
     # swaks sends CRLF.CRLF after the data, so the file has no final CRLF.
     message_file = tmp_path / "message.eml"
     message_file.write_bytes(MESSAGE[:-2])
     args = [
-        "swaks", "--server", "127.0.0.1", "--port", str(garrison_server.port("smtp")),
-        "--helo", "swaks.example", "--from", "sender@example.org", "--to", ALICE,
-        "--data", f"@{message_file}", "--timeout", "10",
+        "swaks",
+        "--server",
+        "127.0.0.1",
+        "--port",
+        str(garrison_server.port("smtp")),
+        "--helo",
+        "swaks.example",
+        "--from",
+        "sender@example.org",
+        "--to",
+        ALICE,
+        "--data",
+        f"@{message_file}",
+        "--timeout",
+        "10",
     ]
     if tls:
         args.append("--tls")
@@ -95,13 +113,27 @@ async def test_swaks_delivers_exact_bytes(garrison_server, tmp_path: Path, tls: 
     assert (b" with ESMTPS " in trace[1]) == tls
 
 
-@pytest.mark.skipif(not Path(SMTP_SOURCE).exists(), reason="postfix smtp-source is not installed")
+@pytest.mark.skipif(
+    not Path(SMTP_SOURCE).exists(), reason="postfix smtp-source is not installed"
+)
 async def test_smtp_source_delivers_100_messages(garrison_server) -> None:
     process = await asyncio.create_subprocess_exec(
-        SMTP_SOURCE, "-s", "5", "-m", "100", "-l", "10240",
-        "-M", "source.example", "-f", "sender@example.org", "-t", ALICE,
+        SMTP_SOURCE,
+        "-s",
+        "5",
+        "-m",
+        "100",
+        "-l",
+        "10240",
+        "-M",
+        "source.example",
+        "-f",
+        "sender@example.org",
+        "-t",
+        ALICE,
         f"127.0.0.1:{garrison_server.port('smtp')}",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
     output, _ = await asyncio.wait_for(process.communicate(), 120)
     assert process.returncode == 0, output.decode(errors="replace")

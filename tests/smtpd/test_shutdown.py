@@ -27,7 +27,9 @@ async def test_shutdown_idle_session_gets_421(garrison_server) -> None:
         await asyncio.wait_for(shutdown, 5)
 
 
-async def test_shutdown_lets_data_finish_within_grace(garrison_server, monkeypatch) -> None:
+async def test_shutdown_lets_data_finish_within_grace(
+    garrison_server, monkeypatch
+) -> None:
     server = smtp_protocol(garrison_server)
     monkeypatch.setattr(server, "shutdown_grace", 5.0)
     async with Dialogue.connect(garrison_server.port("smtp")) as smtp:

@@ -37,7 +37,9 @@ async def test_starttls_injection_discarded(garrison_server) -> None:
         await smtp.expect_closed()
 
 
-async def test_starttls_injection_of_transaction_delivers_nothing(garrison_server) -> None:
+async def test_starttls_injection_of_transaction_delivers_nothing(
+    garrison_server,
+) -> None:
     async with Dialogue.connect(garrison_server.port("smtp")) as smtp:
         await smtp.hello()
         await smtp.send(

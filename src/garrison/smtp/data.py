@@ -25,7 +25,7 @@ END_OF_DATA = b"\r\n.\r\n"
 
 
 class ContentError(enum.Enum):
-    """Why message content was rejected."""
+    """The reason message content was rejected."""
 
     # A CR not followed by LF, or an LF not preceded by CR.  Such line ends
     # are how "SMTP smuggling" hides a second message inside the first.
@@ -81,9 +81,10 @@ class LineChecker:
                 self.error = ContentError.BARE_LINE_ENDING
                 return
             first_line = complete.find(b"\r\n") + self._line_length
-            if first_line + 2 > self.max_line_length or _longest_line(
-                complete
-            ) + 2 > self.max_line_length:
+            if (
+                first_line + 2 > self.max_line_length
+                or _longest_line(complete) + 2 > self.max_line_length
+            ):
                 self.error = ContentError.LINE_TOO_LONG
                 return
             self._line_length = 0
@@ -110,7 +111,7 @@ class DataDecoder:
 
     Call `feed(chunk)` with the bytes read after the 354 reply. It returns
     the decoded content to store (possibly empty). When the end line
-    `.CRLF` has been seen, `done` is True and `trailing` holds the bytes
+    `.CRLF` has been seen, `done` is True and `trailing` contains the bytes
     that followed it (pipelined commands). After an error, `feed` returns
     nothing more but still looks for the end. `size` is the decoded size.
 
@@ -224,7 +225,7 @@ def dot_stuff(content: bytes) -> bytes:
 
 
 def _only_crlf(data: bytes) -> bool:
-    """Whether every CR and LF in `data` is part of a CRLF pair."""
+    """Return whether every CR and LF in `data` is part of a CRLF pair."""
     pairs = data.count(b"\r\n")
     return data.count(b"\r") == pairs and data.count(b"\n") == pairs
 

@@ -122,7 +122,9 @@ _DOMAIN_ARGUMENT = re.compile(
     r"(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_\-]*[A-Za-z0-9_])?)*\.?"
     r"|\[[\x21-\x5a\x5e-\x7e]+\])"
 )
-_DOT_STRING = re.compile(rf"[{_ATEXT}{_UTF8_NON_ASCII}]+(?:\.[{_ATEXT}{_UTF8_NON_ASCII}]+)*")
+_DOT_STRING = re.compile(
+    rf"[{_ATEXT}{_UTF8_NON_ASCII}]+(?:\.[{_ATEXT}{_UTF8_NON_ASCII}]+)*"
+)
 _ESMTP_KEYWORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-]*")
 _VERB = re.compile(r"[A-Za-z]{1,16}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -142,10 +144,12 @@ def parse_command_line(line: bytes) -> Command:
     try:
         text = line.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise SMTPSyntaxError(replies.SYNTAX_ERROR, "command line is not UTF-8") from exc
+        raise SMTPSyntaxError(
+            replies.SYNTAX_ERROR, "command line is not UTF-8"
+        ) from exc
 
-    # RFC 5321 §4.1.2: command arguments contain no control characters (TAB
-    # included); a NUL or bare CR here is an attack, not a typo.
+    # RFC 5321 §4.1.2: no argument syntax allows a control character, and
+    # TAB is a control character too.
     if _CONTROL.search(text):
         raise SMTPSyntaxError(replies.SYNTAX_ERROR, "control character in command line")
 
@@ -178,8 +182,8 @@ def parse_mail_argument(argument: str) -> MailArguments:
 def parse_rcpt_argument(argument: str, utf8: bool = False) -> RcptArguments:
     """Parse `TO:<forward-path> [SP rcpt-parameters]` (RFC 5321 §4.1.1.3).
 
-    `utf8` says whether the transaction's MAIL carried SMTPUTF8; without it
-    a non-ASCII path is rejected with 553 5.6.7.
+    `utf8` is True when the transaction's MAIL carried SMTPUTF8. Without
+    it a non-ASCII path is rejected with 553 5.6.7.
     """
     rest = _strip_prefix(argument, "TO:", replies.SYNTAX_ERROR)
 
@@ -254,9 +258,10 @@ def parse_address_literal(literal: str, error: Reply = replies.SYNTAX_ERROR) -> 
 def parse_domain_argument(argument: str) -> str:
     """Parse the EHLO/HELO argument: a domain or an address literal.
 
-    RFC 5321 §4.1.1.1 requires the client's domain; a server must not reject
-    the session because the name does not match the address, so only the
-    syntax is checked. Underscores are tolerated because many hosts use them.
+    RFC 5321 §4.1.1.1 requires the client's domain. A server must not
+    reject the session because the name does not match the address, so
+    only the syntax is checked. Underscores are tolerated because many
+    hosts use them.
     """
     domain = argument.strip(" ")
     if not domain or len(domain) > MAX_DOMAIN_OCTETS:
@@ -288,13 +293,17 @@ def parse_esmtp_parameters(text: str) -> dict[str, str | None]:
             raise SMTPSyntaxError(replies.PARAMETER_SYNTAX, "invalid parameter keyword")
         keyword = keyword.upper()
         if keyword in parameters:
-            raise SMTPSyntaxError(replies.PARAMETER_SYNTAX, f"repeated parameter {keyword}")
+            raise SMTPSyntaxError(
+                replies.PARAMETER_SYNTAX, f"repeated parameter {keyword}"
+            )
         if not equals:
             parameters[keyword] = None
             continue
         # esmtp-value = 1*(%d33-60 / %d62-126), plus UTF-8 under RFC 6531 §3.3
         if not value or "=" in value:
-            raise SMTPSyntaxError(replies.PARAMETER_SYNTAX, f"invalid value for {keyword}")
+            raise SMTPSyntaxError(
+                replies.PARAMETER_SYNTAX, f"invalid value for {keyword}"
+            )
         if keyword in XTEXT_PARAMETERS:
             value = decode_xtext(value)
         parameters[keyword] = value
@@ -318,7 +327,9 @@ def decode_xtext(text: str) -> str:
         ch = text[i]
         if ch == "+":
             hex_digits = text[i + 1 : i + 3]
-            if len(hex_digits) != 2 or any(d not in "0123456789ABCDEF" for d in hex_digits):
+            if len(hex_digits) != 2 or any(
+                d not in "0123456789ABCDEF" for d in hex_digits
+            ):
                 raise SMTPSyntaxError(replies.PARAMETER_SYNTAX, "invalid xtext escape")
             out.append(int(hex_digits, 16))
             i += 3

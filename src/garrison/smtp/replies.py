@@ -54,7 +54,9 @@ class Reply:
         if len(lines) == 1:
             return (prefix + lines[0] + "\r\n").encode("utf-8")
 
-        continued = f"{self.code}-{self.enhanced} " if self.enhanced else f"{self.code}-"
+        continued = (
+            f"{self.code}-{self.enhanced} " if self.enhanced else f"{self.code}-"
+        )
         parts = [continued + line for line in lines[:-1]]
         parts.append(prefix + lines[-1])
         return ("\r\n".join(parts) + "\r\n").encode("utf-8")
@@ -87,7 +89,7 @@ RECIPIENT_OK = Reply(250, "2.1.5", "Recipient ok")
 RESET_OK = Reply(250, "2.0.0", "Reset ok")
 QUEUED = Reply(250, "2.0.0", "Ok: queued as {queue_id}")
 CHUNK_OK = Reply(250, "2.0.0", "{size} octets received")
-# RFC 5321 §7.3: a server may answer VRFY with 252 so that it does not
+# RFC 5321 §7.3: a server may reply 252 to VRFY so that it does not
 # disclose which addresses exist.
 CANNOT_VERIFY = Reply(
     252, "2.5.0", "Cannot VRFY user, but will accept message and attempt delivery"
@@ -103,7 +105,7 @@ START_DATA = Reply(354, "", "End data with <CR><LF>.<CR><LF>")
 SHUTTING_DOWN = Reply(421, "4.3.2", "Service shutting down, closing connection")
 TIMEOUT = Reply(421, "4.4.2", "Timeout exceeded, closing connection")
 TOO_MANY_ERRORS = Reply(421, "4.7.0", "Too many errors, closing connection")
-# RFC 5321 §4.5.3.1.10: too many recipients is answered with 452, never 552.
+# RFC 5321 §4.5.3.1.10: the reply to too many recipients is 452, not 552.
 TOO_MANY_RECIPIENTS = Reply(452, "4.5.3", "Too many recipients")
 LOCAL_ERROR = Reply(451, "4.3.0", "Local error in processing")
 TLS_NOT_AVAILABLE = Reply(454, "4.7.0", "TLS not available")
@@ -132,11 +134,15 @@ UNSUPPORTED_PARAMETER = Reply(555, "5.5.4", "Unsupported parameter")
 PARAMETER_SYNTAX = Reply(501, "5.5.4", "Invalid parameter value")
 BINARYMIME_NOT_SUPPORTED = Reply(555, "5.6.3", "BODY=BINARYMIME is not supported")
 # RFC 6531 requires the SMTPUTF8 parameter on MAIL before any non-ASCII path.
-NEEDS_SMTPUTF8 = Reply(553, "5.6.7", "Non-ASCII address requires the SMTPUTF8 parameter")
+NEEDS_SMTPUTF8 = Reply(
+    553, "5.6.7", "Non-ASCII address requires the SMTPUTF8 parameter"
+)
 USER_UNKNOWN = Reply(550, "5.1.1", "User unknown")
 RELAY_DENIED = Reply(554, "5.7.1", "Relay access denied")
 MESSAGE_TOO_BIG = Reply(552, "5.3.4", "Message size exceeds fixed maximum message size")
-DATA_LINE_TOO_LONG = Reply(500, "5.5.2", "Message line too long, limit is {limit} octets")
+DATA_LINE_TOO_LONG = Reply(
+    500, "5.5.2", "Message line too long, limit is {limit} octets"
+)
 # A bare CR or LF lets a message smuggle a second message past servers that
 # read line ends differently (the 2023 "SMTP smuggling" family).  554 is the
 # RFC 5321 §4.2.5 code for a failed transaction after the final dot, and

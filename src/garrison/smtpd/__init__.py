@@ -17,11 +17,11 @@ RFCs: 5321 (SMTP), 1870 (SIZE), 2034 (ENHANCEDSTATUSCODES), 2920
 3848 (Received protocol types), 6152 (8BITMIME), 6531 (SMTPUTF8). DSN
 (RFC 3461) and AUTH (RFC 4954) are not offered yet.
 
-Security assumptions: every limit a client controls is bounded (line and
-command length, message size, recipients, errors, time per command and
-per data block); a message with bare CR or LF is rejected (SMTP
-smuggling); input pipelined behind STARTTLS ends the session; mail for
-domains that are not local is rejected (no relay).
+Security assumptions: every limit a client controls is bounded: line and
+command length, message size, recipients, errors, and time per command and
+per data block. A message with a bare CR or LF is rejected because of SMTP
+smuggling. Input pipelined behind STARTTLS ends the session. Mail for
+domains that are not local is rejected, so the server is no relay.
 """
 
 from garrison.smtpd.server import SMTPServer

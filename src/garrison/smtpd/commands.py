@@ -92,7 +92,9 @@ COMMANDS: dict[str, CommandSpec] = {
     "RSET": CommandSpec(handlers.handle_rset, ANY_STATE),
     "NOOP": CommandSpec(handlers.handle_noop, ANY_STATE, ends_group=True),
     "QUIT": CommandSpec(handlers.handle_quit, ANY_STATE, ends_group=True),
-    "VRFY": CommandSpec(handlers.handle_vrfy, ANY_STATE, before_tls=False, ends_group=True),
+    "VRFY": CommandSpec(
+        handlers.handle_vrfy, ANY_STATE, before_tls=False, ends_group=True
+    ),
     "HELP": CommandSpec(handlers.handle_help, ANY_STATE),
     # RFC 3207 §4: the client waits for 220 before the handshake, so
     # nothing may follow STARTTLS in the same group.

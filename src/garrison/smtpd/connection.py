@@ -1,8 +1,8 @@
 """Buffered I/O for one SMTP connection: command lines, data chunks, replies.
 
-`Connection` reads from the socket in large chunks into its own buffer, so
-a pipelined group of commands (RFC 2920) costs one read system call, and
-it queues replies until the input buffer runs dry, so the replies to one
+`Connection` reads from the socket in large chunks into its own buffer,
+so a pipelined group of commands (RFC 2920) costs one read system call.
+It queues replies until the input buffer runs dry, so the replies to one
 group leave in one write. Every wait for input has a timeout. Memory is
 bounded: a command line longer than the limit is discarded, never stored
 whole, and data is handed out in chunks of at most `CHUNK_SIZE` bytes.
@@ -28,7 +28,9 @@ class LineTooLong(Exception):
 class Connection:
     """The reader and writer of one client connection with their buffers."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def __init__(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         self.reader = reader
         self.writer = writer
         self._buffer = bytearray()
@@ -84,7 +86,7 @@ class Connection:
             self._scanned = 0
 
     def has_pending_input(self) -> bool:
-        """Whether the client has sent bytes that were not consumed yet."""
+        """Return whether the client has sent bytes that were not consumed yet."""
         # NOTE: StreamReader has no public way to peek at its buffer; the
         # private attribute has been stable since Python 3.4.
         return bool(self._buffer) or bool(getattr(self.reader, "_buffer", b""))
@@ -122,7 +124,9 @@ class Connection:
     async def flush(self) -> None:
         """Write the queued replies and wait until the transport accepts them."""
         if self._replies:
-            data = self._replies[0] if len(self._replies) == 1 else b"".join(self._replies)
+            data = (
+                self._replies[0] if len(self._replies) == 1 else b"".join(self._replies)
+            )
             self._replies.clear()
             self.writer.write(data)
         try:

@@ -157,18 +157,18 @@ async def handle_rset(session: Session, argument: str) -> None:
 
 
 async def handle_noop(session: Session, argument: str) -> None:
-    """NOOP: RFC 5321 §4.1.1.9 says any argument is ignored."""
+    """NOOP: reply 250 and ignore any argument (RFC 5321 §4.1.1.9)."""
     session.reply(replies.OK)
 
 
 async def handle_quit(session: Session, argument: str) -> None:
-    """QUIT: say goodbye and end the session (RFC 5321 §4.1.1.10)."""
+    """QUIT: reply 221 and end the session (RFC 5321 §4.1.1.10)."""
     session.io.send(session.server.closing_reply)
     session.closing = True
 
 
 async def handle_vrfy(session: Session, argument: str) -> None:
-    """VRFY: answer 252 without revealing whether the address exists."""
+    """VRFY: reply 252 without revealing whether the address exists."""
     if not argument:
         session.reply(replies.SYNTAX_ERROR)
         return
@@ -199,8 +199,11 @@ async def handle_starttls(session: Session, argument: str) -> None:
         # them and end the session rather than start TLS.
         dropped = io.discard_pending_input()
         event(
-            log, "starttls_pipelined", logging.WARNING,
-            session=session.connection.session_id, bytes=dropped,
+            log,
+            "starttls_pipelined",
+            logging.WARNING,
+            session=session.connection.session_id,
+            bytes=dropped,
         )
         session.reject("starttls", replies.STARTTLS_PIPELINED)
         session.closing = True
@@ -211,12 +214,16 @@ async def handle_starttls(session: Session, argument: str) -> None:
     io.write_now(replies.READY_FOR_TLS.encode())
     try:
         await io.writer.start_tls(
-            session.server.tls_context, ssl_handshake_timeout=session.server.handshake_timeout
+            session.server.tls_context,
+            ssl_handshake_timeout=session.server.handshake_timeout,
         )
     except (OSError, TimeoutError, ConnectionError) as exc:
         event(
-            log, "tls_failed", logging.WARNING,
-            session=session.connection.session_id, error=exc,
+            log,
+            "tls_failed",
+            logging.WARNING,
+            session=session.connection.session_id,
+            error=exc,
         )
         session.closing = True
         session.io.abandon_output()

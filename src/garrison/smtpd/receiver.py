@@ -17,6 +17,7 @@ DATA, where bare line endings enable SMTP smuggling.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from garrison.delivery import DeliveryError, Envelope
@@ -24,7 +25,7 @@ from garrison.observability.log import event
 from garrison.smtp import replies
 from garrison.smtp.data import ContentError, DataDecoder, LineChecker
 from garrison.smtp.replies import Reply
-from garrison.smtpd.connection import CHUNK_SIZE
+from garrison.smtpd.connection import CHUNK_SIZE, ConnectionClosed
 from garrison.smtpd.session import Session, SessionState
 from garrison.smtpd.trace import received_protocol, trace_headers
 
@@ -46,22 +47,30 @@ async def handle_data(session: Session, argument: str) -> None:
     session.reply(replies.START_DATA)
     await session.io.flush()
 
+    write_error: OSError | None = None
     session.phase = "data"
     try:
         while not decoder.done:
             chunk = await session.io.read_chunk(CHUNK_SIZE, limits.data_timeout)
             content = decoder.feed(chunk)
-            if content:
-                transaction.blob.write(content)
-    except BaseException:
-        # Timeout, disconnect or shutdown: nothing of the message is kept.
-        transaction.reset()
+            if content and write_error is None:
+                try:
+                    transaction.blob.write(content)
+                except OSError as exc:
+                    # Disk full or similar: keep reading to the end of the
+                    # message so the session stays in step, then reply 451.
+                    write_error = exc
+    except BaseException as exc:
+        _abandon_content(session, exc)
         raise
     finally:
         session.phase = "busy"
 
     # RFC 2920 §3.1: commands may follow the end of data in the same packet.
     session.io.unread(decoder.trailing)
+    if write_error is not None:
+        _report_write_error(session, write_error)
+        return
     if decoder.error is not None:
         session.reject("data", _content_reply(session, decoder.error))
         transaction.reset()
@@ -101,7 +110,9 @@ async def handle_bdat(session: Session, argument: str) -> None:
     if transaction.blob is None:
         limits = session.server.settings.smtp
         _start_blob(session)
-        transaction.checker = LineChecker(limits.max_line_length, limits.max_message_size)
+        transaction.checker = LineChecker(
+            limits.max_line_length, limits.max_message_size
+        )
         transaction.chunking = True
     await _receive_chunk(session, size)
 
@@ -114,8 +125,8 @@ async def handle_bdat(session: Session, argument: str) -> None:
         if last:
             transaction.reset()
         else:
-            # RFC 3030 §2: after a failed chunk the transaction is failed;
-            # later chunks are answered 503 until RSET.
+            # RFC 3030 §2: a failed chunk fails the transaction, so later
+            # chunks get 503 until RSET.
             transaction.chunking_failed = True
             if transaction.blob is not None:
                 transaction.blob.abort()
@@ -156,8 +167,8 @@ async def _receive_chunk(session: Session, size: int) -> None:
             checker.feed(chunk)
             if checker.error is None:
                 blob.write(chunk)
-    except BaseException:
-        transaction.reset()
+    except BaseException as exc:
+        _abandon_content(session, exc)
         raise
     finally:
         session.phase = "busy"
@@ -172,6 +183,31 @@ async def _discard(session: Session, size: int) -> None:
             remaining -= len(await session.io.read_chunk(remaining, timeout))
     finally:
         session.phase = "busy"
+
+
+def _abandon_content(session: Session, error: BaseException) -> None:
+    """Drop the transaction after content reading stopped early.
+
+    A timeout, a disconnect or shutdown ends the session anyway. After any
+    other error the position in the input is unknown, so the session must
+    end instead of reading the rest of the message as commands.
+    """
+    session.transaction.reset()
+    if not isinstance(error, TimeoutError | ConnectionClosed | asyncio.CancelledError):
+        session.closing = True
+
+
+def _report_write_error(session: Session, error: OSError) -> None:
+    event(
+        log,
+        "blob_write_failed",
+        logging.ERROR,
+        session=session.connection.session_id,
+        queue_id=session.transaction.queue_id,
+        error=error,
+    )
+    session.reply(replies.LOCAL_ERROR)
+    session.transaction.reset()
 
 
 def _start_blob(session: Session) -> None:
@@ -223,15 +259,19 @@ async def _finish_message(session: Session) -> None:
         )
         await session.server.delivery.deliver(envelope, blob_ref)
     except DeliveryError as exc:
-        # NOTE: the committed blob stays in the blob store unreferenced until
-        # the store collects unreferenced blobs.
+        # NOTE: the committed blob stays in the blob store although no
+        # message refers to it.
         session.reject("delivery", Reply(exc.code, exc.enhanced, exc.text))
         transaction.reset()
         return
     except OSError as exc:
         event(
-            log, "blob_commit_failed", logging.ERROR,
-            session=connection.session_id, queue_id=transaction.queue_id, error=exc,
+            log,
+            "blob_commit_failed",
+            logging.ERROR,
+            session=connection.session_id,
+            queue_id=transaction.queue_id,
+            error=exc,
         )
         session.reply(replies.LOCAL_ERROR)
         transaction.reset()

@@ -61,7 +61,9 @@ class SMTPServer:
         # Submission on a STARTTLS port accepts mail only over TLS; an MX
         # must accept plaintext, because RFC 3207 §4 forbids requiring TLS
         # of publicly-referenced servers.
-        self.require_tls = listener.protocol == "submission" and listener.tls == "starttls"
+        self.require_tls = (
+            listener.protocol == "submission" and listener.tls == "starttls"
+        )
         self.handshake_timeout = HANDSHAKE_TIMEOUT
         self.shutdown_grace = settings.server.shutdown_grace
         self.closing = False
@@ -96,8 +98,14 @@ class SMTPServer:
 
     # -- connection loop -----------------------------------------------------
 
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """Serve one client connection until it ends; never raises."""
+    async def handle(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        """Serve one client connection until it ends.
+
+        Errors are logged and end the session. Only a cancellation that does
+        not come from `shutdown` propagates.
+        """
         peer = writer.get_extra_info("peername") or ("", 0)
         state = ConnectionState(new_session_id(), str(peer[0]), int(peer[1]))
         session = Session(self, Connection(reader, writer), state)
@@ -107,8 +115,12 @@ class SMTPServer:
         if self.listener.tls == "implicit":
             self.record_tls(session)
         event(
-            log, "connect", session=state.session_id, ip=state.client_ip,
-            port=state.client_port, listener=self.listener.name,
+            log,
+            "connect",
+            session=state.session_id,
+            ip=state.client_ip,
+            port=state.client_port,
+            listener=self.listener.name,
         )
 
         reason = "error"
@@ -123,14 +135,16 @@ class SMTPServer:
             if not self.closing:
                 raise
             # shutdown() cancelled this session while it waited for input
-            # or past the grace period: answer 421 and end cleanly.
+            # or past the grace period: reply 421 and end cleanly.
             task.uncancel()
             session.transaction.reset()
             session.io.send(self._shutdown_reply)
             reason = "shutdown"
         except Exception:
             log.error(
-                format_event("error", {"session": state.session_id, "stage": "session"}),
+                format_event(
+                    "error", {"session": state.session_id, "stage": "session"}
+                ),
                 exc_info=True,
             )
         finally:
@@ -138,8 +152,13 @@ class SMTPServer:
             del self._sessions[session]
             await session.io.close()
             event(
-                log, "disconnect", session=state.session_id, ip=state.client_ip,
-                reason=reason, commands=state.commands, messages=state.messages,
+                log,
+                "disconnect",
+                session=state.session_id,
+                ip=state.client_ip,
+                reason=reason,
+                commands=state.commands,
+                messages=state.messages,
                 rejects=state.rejects,
             )
 
@@ -220,11 +239,9 @@ class SMTPServer:
                 exc_info=True,
             )
             session.transaction.reset()
-            session.reply(
-                replies.LOCAL_ERROR.with_text(
-                    f"{replies.LOCAL_ERROR.text} (session {session.connection.session_id})"
-                )
-            )
+            session_id = session.connection.session_id
+            text = f"{replies.LOCAL_ERROR.text} (session {session_id})"
+            session.reply(replies.LOCAL_ERROR.with_text(text))
         if spec.ends_group:
             await session.io.flush()
 
@@ -240,7 +257,10 @@ class SMTPServer:
             connection.tls_cipher = cipher[0]
             connection.tls_bits = cipher[2]
         event(
-            log, "tls", session=connection.session_id, version=connection.tls_version,
+            log,
+            "tls",
+            session=connection.session_id,
+            version=connection.tls_version,
             cipher=connection.tls_cipher,
         )
 
@@ -249,7 +269,7 @@ class SMTPServer:
     async def shutdown(self) -> None:
         """End every session cleanly; return when all have ended.
 
-        Idle sessions are answered 421 4.3.2 at once. Sessions inside a
+        Idle sessions get 421 4.3.2 at once. Sessions inside a
         command get `shutdown_grace` seconds to reach the next command,
         where they also get 421. After that, sessions still receiving data
         are cancelled (421, blob aborted). A session that is delivering a

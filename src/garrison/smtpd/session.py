@@ -8,7 +8,7 @@
   RSET, EHLO, HELO, STARTTLS and the end of a message replace it.
   `Transaction.reset` aborts an unfinished blob, so a dropped transaction
   never leaves a partial file.
-- `Recipient` (from `garrison.delivery`) holds one accepted RCPT: its
+- `Recipient` (from `garrison.delivery`) is one accepted RCPT: its
   address, parameters and the accounts it reaches. A rejected RCPT leaves
   nothing behind.
 
@@ -38,7 +38,7 @@ log = logging.getLogger("garrison.smtpd")
 
 
 class SessionState(enum.Enum):
-    """Where a session is in the RFC 5321 §4.1.4 command order."""
+    """The position of a session in the RFC 5321 §4.1.4 command order."""
 
     CONNECTED = "connected"  # greeting sent, no EHLO/HELO yet
     READY = "ready"  # EHLO/HELO done, no transaction
@@ -70,7 +70,7 @@ class ConnectionState:
         return self.tls_version is not None
 
     def forget_client(self) -> None:
-        """Forget what the client said about itself (after STARTTLS)."""
+        """Forget the EHLO name and mode that the client sent (after STARTTLS)."""
         # RFC 3207 §4.2: after the handshake the server discards any
         # knowledge obtained from the client, such as the EHLO argument.
         self.helo = None
@@ -111,7 +111,9 @@ class Transaction:
         self.chunking_failed = False
 
 
-def session_state(connection: ConnectionState, transaction: Transaction) -> SessionState:
+def session_state(
+    connection: ConnectionState, transaction: Transaction
+) -> SessionState:
     """Derive the command-order state from the connection and transaction."""
     if connection.helo is None:
         return SessionState.CONNECTED
@@ -142,9 +144,10 @@ class Session:
         self.connection = state
         self.transaction = Transaction()
         self.closing = False
-        # What the session is doing, for graceful shutdown: "idle" (waiting
-        # for a command), "busy", "data" (receiving content) or "delivering"
-        # (blob committed, store transaction running; never cancelled).
+        # The current activity, which graceful shutdown reads. It is "idle"
+        # (waiting for a command), "busy", "data" (receiving content) or
+        # "delivering" (blob committed and delivery running). Shutdown never
+        # cancels a delivering session.
         self.phase = "busy"
 
     @property
@@ -153,7 +156,7 @@ class Session:
         return session_state(self.connection, self.transaction)
 
     def reply(self, reply: Reply) -> None:
-        """Queue a reply; negative replies caused by the client count as errors."""
+        """Queue a reply. A 5yz or 452 reply counts toward the error limit."""
         if reply.code >= 500 or reply.code == 452:
             self.connection.errors += 1
         self.io.send(reply.encode())
