@@ -174,8 +174,12 @@ class Session:
             enhanced=reply.enhanced,
             ip=self.connection.client_ip,
             helo=self.connection.helo,
-            sender=self.transaction.sender if self.transaction.has_sender else None,
-            recipient=recipient or None,
             reason=reply.text,
+            **{
+                "from": f"<{self.transaction.sender}>"
+                if self.transaction.has_sender
+                else None,
+                "to": f"<{recipient}>" if recipient else None,
+            },
         )
         self.reply(reply)
