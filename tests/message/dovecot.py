@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 IMAP_BINARY = Path("/usr/lib/dovecot/imap")
@@ -94,6 +95,39 @@ def _parse_fetch(response: bytes) -> dict[int, dict[bytes, bytes]]:
     return results
 
 
+def _run_session(command: list[str], fetch_command: bytes) -> bytes:
+    """Run one PREAUTH session and return its output up to the tagged FETCH reply.
+
+    Standard input stays open until the FETCH completes, because the imap
+    process stops writing as soon as it sees end of input.
+    """
+    process = subprocess.Popen(
+        command,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    assert process.stdin is not None and process.stdout is not None
+    try:
+        process.stdin.write(b"a1 SELECT INBOX\r\n" + fetch_command + b"\r\n")
+        process.stdin.flush()
+        output = bytearray()
+        deadline = time.monotonic() + 60
+        while b"\r\na2 " not in output and time.monotonic() < deadline:
+            chunk = process.stdout.read1(65536)
+            if not chunk:
+                break
+            output += chunk
+        process.stdin.write(b"a3 LOGOUT\r\n")
+        process.stdin.close()
+        process.wait(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    return bytes(output)
+
+
 def fetch(messages: list[bytes]) -> list[dict[bytes, bytes]]:
     """Return Dovecot's ENVELOPE, BODYSTRUCTURE and BODY for each message, in order."""
     root = Path(tempfile.mkdtemp(prefix="garrison-dovecot-"))
@@ -108,35 +142,25 @@ def fetch(messages: list[bytes]) -> list[dict[bytes, bytes]]:
         shutil.chown(root, "nobody", "nogroup")
         for path in root.rglob("*"):
             shutil.chown(path, "nobody", "nogroup")
-        script = (
-            b"a1 SELECT INBOX\r\n"
-            b"a2 FETCH 1:* (" + b" ".join(ITEMS) + b")\r\n"
-            b"a3 LOGOUT\r\n"
-        )
-        completed = subprocess.run(
-            [
-                "setpriv",
-                "--reuid=nobody",
-                "--regid=nogroup",
-                "--clear-groups",
-                "env",
-                "USER=nobody",
-                f"HOME={root}/home",
-                str(IMAP_BINARY),
-                "-c",
-                str(root / "dovecot.conf"),
-            ],
-            input=script,
-            capture_output=True,
-            timeout=60,
-            check=True,
-        )
-        parsed = _parse_fetch(completed.stdout)
+        command = [
+            "setpriv",
+            "--reuid=nobody",
+            "--regid=nogroup",
+            "--clear-groups",
+            "env",
+            "USER=nobody",
+            f"HOME={root}/home",
+            str(IMAP_BINARY),
+            "-c",
+            str(root / "dovecot.conf"),
+        ]
+        output = _run_session(command, b"a2 FETCH 1:* (" + b" ".join(ITEMS) + b")")
+        parsed = _parse_fetch(output)
         missing = [n for n in range(1, len(messages) + 1) if n not in parsed]
         if missing:
             raise RuntimeError(
                 f"Dovecot returned no FETCH for messages {missing[:10]}: "
-                f"{completed.stdout[-2000:]!r}"
+                f"{output[-2000:]!r}"
             )
         return [parsed[number] for number in range(1, len(messages) + 1)]
     finally:

@@ -137,3 +137,16 @@ def test_mime_without_part_raises() -> None:
 def test_child_body_excludes_crlf_before_delimiter() -> None:
     child = NESTED_PARTS["sub"][2]
     assert NESTED[child["be"] : child["be"] + 6] == b"\r\n--b1"
+
+
+def test_longest_matching_boundary_wins() -> None:
+    data = (
+        b"Content-Type: multipart/mixed; boundary=ab\r\n\r\n"
+        b"--ab\r\nContent-Type: multipart/alternative; boundary=abc\r\n\r\n"
+        b"--abc\r\n\r\ninner one\r\n--abc\r\n\r\ninner two\r\n--abc--\r\n"
+        b"--ab\r\n\r\nouter two\r\n--ab--\r\n"
+    )
+    parts = analyse(data).parts
+    assert section(data, parts, "1.1") == b"inner one"
+    assert section(data, parts, "1.2") == b"inner two"
+    assert section(data, parts, "2") == b"outer two"

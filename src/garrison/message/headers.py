@@ -111,16 +111,20 @@ def last_field(fields: list[HeaderField], name: str) -> HeaderField | None:
 # where the charset may carry an RFC 2231 §5 language suffix ("utf-8*en").
 _ENCODED_WORD = re.compile(r"=\?([^?\s*]{1,64})(?:\*[^?\s]*)?\?([bBqQ])\?([^?\s]*)\?=")
 _Q_ESCAPE = re.compile(rb"=([0-9A-Fa-f]{2})")
+# Missing "=" padding is accepted because many mailers drop it.
+_BASE64_TEXT = re.compile(r"[A-Za-z0-9+/]*={0,2}")
 
 
 def _decode_word_bytes(encoding: str, text: str) -> bytes | None:
     """Return the octets of an encoded word, or None if they are malformed."""
     if encoding in "bB":
-        compact = text.strip()
-        compact += "=" * (-len(compact) % 4)
+        if _BASE64_TEXT.fullmatch(text) is None:
+            return None
+        padded = text.rstrip("=")
+        padded += "=" * (-len(padded) % 4)
         try:
-            return binascii.a2b_base64(compact.encode("ascii"), strict_mode=False)
-        except (binascii.Error, ValueError, UnicodeEncodeError):
+            return binascii.a2b_base64(padded.encode("ascii"))
+        except (binascii.Error, ValueError):
             return None
     try:
         raw = text.replace("_", " ").encode("latin-1")

@@ -8,9 +8,8 @@ Content-* fields, its children (multipart) or its encapsulated message
 The scan is one forward pass driven by `bytes.find`, with an explicit stack
 of open multiparts instead of recursion, so deep nesting cannot exhaust the
 Python stack. A boundary line is "--" followed by the boundary (prefix match,
-as Dovecot and most MUAs do); the innermost open multipart is checked first,
-and an outer boundary also ends every part nested inside it (RFC 2046
-§5.1.2). The CRLF before a boundary line belongs to the delimiter (RFC 2046
+as Dovecot and most MUAs do; the longest matching boundary wins), and an
+outer boundary also ends every part nested inside it (RFC 2046 §5.1.2). The CRLF before a boundary line belongs to the delimiter (RFC 2046
 §5.1.1), so it is not part of the preceding body.
 
 Limits (security, not RFC): only the first `max_header_bytes` of each
@@ -176,19 +175,31 @@ class _Scanner:
         self.prefixes = {d[: self.prefix_len] for d in open_delimiters}
 
     def _match(self, line: int) -> _Hit | None:
+        """Return the boundary hit for the line at `line`, if it is a boundary line.
+
+        The line only has to start with a delimiter. When several open
+        delimiters are prefixes of the line, the longest wins and, among
+        equal lengths, the innermost (Dovecot 2.3 message-parser rules).
+        """
         data = self.data
         if data[line : line + self.prefix_len] not in self.prefixes:
             return None
+        best = -1
+        best_len = 0
         for index in range(len(self.frames) - 1, -1, -1):
             frame = self.frames[index]
-            if frame.closed or not data.startswith(frame.delimiter, line):
+            size = len(frame.delimiter)
+            if frame.closed or size <= best_len:
                 continue
-            after = line + len(frame.delimiter)
-            close = data.startswith(b"--", after)
-            newline = data.find(b"\n", after)
-            line_end = len(data) if newline < 0 else newline + 1
-            return _Hit(line, line_end, index, close)
-        return None
+            if data.startswith(frame.delimiter, line):
+                best, best_len = index, size
+        if best < 0:
+            return None
+        after = line + best_len
+        close = data.startswith(b"--", after)
+        newline = data.find(b"\n", after)
+        line_end = len(data) if newline < 0 else newline + 1
+        return _Hit(line, line_end, best, close)
 
     def next_boundary(self, pos: int) -> _Hit | None:
         """Return the first boundary line at or after line start `pos`."""
