@@ -118,8 +118,8 @@ class GarrisonProcess:
     def create(self, **settings: str) -> None:
         """Run `garrison init`, set passwords, add bob, pick free ports.
 
-        `settings` are `key = value` lines (value as TOML text) set in the
-        `[server]` table, such as shutdown_grace="1.0".
+        Each keyword in `settings` replaces the value of the first config
+        line `key = ...`, written as TOML text, such as shutdown_grace="1.0".
         """
         run_cli(
             "init",

@@ -43,7 +43,7 @@ def build_message(tag: str) -> bytes:
     """Return a multipart/mixed message with CRLF line endings.
 
     `tag` goes into the Message-ID and the body, so the copies sent by
-    different clients can be told apart.
+    different clients can be distinguished.
     """
     subject = base64.b64encode(SUBJECT_TEXT.encode("gb2312")).decode()
     # "你好，这是测试。" (hello, this is a test) in GB2312.
@@ -270,8 +270,8 @@ SyncState *
     files = sorted((maildir / "INBOX" / "new").iterdir()) + sorted(
         (maildir / "INBOX" / "cur").iterdir()
     )
-    # isync 1.4 adds an X-TUID header field to every message it copies, to
-    # find the copy again; it is not part of what the server sent.
+    # isync 1.4 adds an X-TUID header field to every message it copies, so it
+    # can find the copy again. The server did not send that field.
     return [
         re.sub(rb"^X-TUID: [^\n]*\n", b"", path.read_bytes(), count=1, flags=re.M)
         for path in files

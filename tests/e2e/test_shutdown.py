@@ -76,7 +76,7 @@ def test_sigterm_during_data_replies_421(garrison_process: GarrisonProcess) -> N
     client.command(f"MAIL FROM:<{BOB}>", "250")
     client.command(f"RCPT TO:<{ALICE}>", "250")
     client.command("DATA", "354")
-    # Half of the second message: no terminating ".".
+    # The start of the second message, without the terminating ".".
     client.sock.sendall(message("second")[:40])
 
     garrison_process.terminate()
