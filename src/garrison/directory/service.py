@@ -33,6 +33,11 @@ from garrison.directory.addresses import (
 
 MAX_ALIAS_DEPTH = 8
 AUTH_CACHE_SECONDS = 300.0
+# Recipient lookups are remembered this long. Changes made through this
+# Directory object clear the cache at once; changes made by another process
+# (the CLI while the server runs) take effect within this time.
+RESOLVE_CACHE_SECONDS = 2.0
+_RESOLVE_CACHE_SIZE = 10000
 
 
 class DirectoryError(Exception):
@@ -67,6 +72,7 @@ class Directory:
         self._dummy_hash = self._hasher.hash(secrets.token_urlsafe(16))
         self._cache_key = secrets.token_bytes(32)
         self._verified: dict[str, tuple[bytes, str, float]] = {}
+        self._resolved: dict[str, tuple[Resolution, float]] = {}
 
     def close(self) -> None:
         self._conn.close()
@@ -129,6 +135,17 @@ class Directory:
 
     def resolve_recipient(self, address: str) -> Resolution:
         """Classify a recipient as local (with its accounts), unknown or not ours."""
+        now = time.monotonic()
+        cached = self._resolved.get(address)
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        resolution = self._resolve(address)
+        if len(self._resolved) >= _RESOLVE_CACHE_SIZE:
+            self._resolved.clear()
+        self._resolved[address] = (resolution, now + RESOLVE_CACHE_SECONDS)
+        return resolution
+
+    def _resolve(self, address: str) -> Resolution:
         try:
             local, domain = split_address(address)
         except AddressError:
@@ -209,6 +226,7 @@ class Directory:
     # -- administration -----------------------------------------------------
 
     def _write(self, sql: str, params: tuple) -> sqlite3.Cursor:
+        self._resolved.clear()
         with self._conn:
             return self._conn.execute(sql, params)
 
@@ -217,6 +235,7 @@ class Directory:
         domain = self._domain_name(name)
         if self._domain_id(domain) is not None:
             raise DirectoryError(f"domain {domain} already exists")
+        self._resolved.clear()
         self._conn.execute("BEGIN IMMEDIATE")
         try:
             self._conn.execute(
@@ -322,6 +341,7 @@ class Directory:
         """
         # TODO: reclaim blob files no longer referenced by any message.
         account = self._existing_account(address)
+        self._resolved.clear()
         self._conn.execute("BEGIN IMMEDIATE")
         try:
             boxes = "SELECT id FROM mailboxes WHERE account_id = ?"

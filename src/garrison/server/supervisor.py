@@ -15,6 +15,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 import time
 
 from garrison.config import Settings
@@ -26,6 +27,7 @@ from garrison.store.blobs import BlobStore
 log = logging.getLogger("garrison.server")
 _RESTART_PAUSE = 1.0
 _MIN_UPTIME = 5.0
+_SWITCH_INTERVAL = 0.0005
 
 
 def bind_listeners(settings: Settings) -> dict[str, socket.socket]:
@@ -50,6 +52,10 @@ def bind_listeners(settings: Settings) -> dict[str, socket.socket]:
 def _run_worker(settings: Settings, sockets: dict[str, socket.socket], index: int, count: int) -> None:
     import uvloop
 
+    # The event loop thread shares the GIL with the store's writer thread and
+    # the fsync workers. A short switch interval lets it take the GIL back
+    # quickly after each blocking call instead of waiting up to 5 ms.
+    sys.setswitchinterval(_SWITCH_INTERVAL)
     uvloop.install()
     asyncio.run(runner.serve(settings, sockets, (index, count)))
 
