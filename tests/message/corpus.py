@@ -11,8 +11,19 @@ from __future__ import annotations
 
 import random
 
-_LEAF_TYPES = ["text/plain", "text/html", "application/octet-stream", "image/png", "TEXT/Plain"]
-_NESTED_TYPES = ["multipart/mixed", "multipart/alternative", "message/rfc822", "multipart/digest"]
+_LEAF_TYPES = [
+    "text/plain",
+    "text/html",
+    "application/octet-stream",
+    "image/png",
+    "TEXT/Plain",
+]
+_NESTED_TYPES = [
+    "multipart/mixed",
+    "multipart/alternative",
+    "message/rfc822",
+    "multipart/digest",
+]
 _FROM = [
     "a@b.example",
     '"A B" <a@b.example>',
@@ -24,7 +35,16 @@ _FROM = [
     "broken <a@",
     "",
 ]
-_SUBJECTS = ["hi", " lead", "two  spaces", "tab\there", 'q"uote', "back\\slash", "fold\n more", ""]
+_SUBJECTS = [
+    "hi",
+    " lead",
+    "two  spaces",
+    "tab\there",
+    'q"uote',
+    "back\\slash",
+    "fold\n more",
+    "",
+]
 
 
 def _headers(rng: random.Random, kind: str, boundary: str) -> list[str]:
@@ -42,7 +62,11 @@ def _headers(rng: random.Random, kind: str, boundary: str) -> list[str]:
         lines.append(f"Content-Transfer-Encoding: {encoding}")
     if rng.random() < 0.2:
         disposition = rng.choice(
-            ["inline", "attachment; filename=x.txt", "attachment; filename*=utf-8''%E4.txt"]
+            [
+                "inline",
+                "attachment; filename=x.txt",
+                "attachment; filename*=utf-8''%E4.txt",
+            ]
         )
         lines.append(f"Content-Disposition: {disposition}")
     if rng.random() < 0.1:
@@ -81,7 +105,9 @@ def _entity(rng: random.Random, depth: int) -> str:
     if kind == "message/rfc822":
         inner = f"From: x{depth}@example.test\nSubject: inner {rng.randint(0, 9)}\n"
         return "\n".join(header) + "\n\n" + inner + _entity(rng, depth + 1)
-    body = "".join(f"line {i} {'x' * rng.randint(0, 20)}\n" for i in range(rng.randint(0, 4)))
+    body = "".join(
+        f"line {i} {'x' * rng.randint(0, 20)}\n" for i in range(rng.randint(0, 4))
+    )
     if rng.random() < 0.3:
         body = body.rstrip("\n")
     separator = "\n\n" if rng.random() < 0.95 else "\n"

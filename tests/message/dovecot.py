@@ -40,7 +40,7 @@ def available() -> bool:
 
 
 def _value_end(data: bytes, pos: int) -> int:
-    """Return the offset just past the IMAP value (atom, string, literal or list) at pos."""
+    """Return the offset after the IMAP value (atom, string, literal, list) at pos."""
     depth = 0
     while True:
         byte = data[pos : pos + 1]

@@ -82,8 +82,12 @@ def test_ten_thousand_deep_rfc822() -> None:
 
 
 def test_hundred_thousand_parts_capped() -> None:
-    parts = b"".join(b"--sep\r\nContent-Type: text/plain\r\n\r\np%d\r\n" % i for i in range(100_000))
-    data = b"Content-Type: multipart/mixed; boundary=sep\r\n\r\n" + parts + b"--sep--\r\n"
+    parts = b"".join(
+        b"--sep\r\nContent-Type: text/plain\r\n\r\np%d\r\n" % i for i in range(100_000)
+    )
+    data = (
+        b"Content-Type: multipart/mixed; boundary=sep\r\n\r\n" + parts + b"--sep--\r\n"
+    )
     result = _timed(data)
     children = result.parts["sub"]
     assert len(children) == 999
@@ -96,7 +100,9 @@ def test_hundred_thousand_parts_capped() -> None:
 
 def test_hundred_thousand_parts_with_raised_cap() -> None:
     parts = b"".join(b"--sep\r\n\r\np%d\r\n" % i for i in range(100_000))
-    data = b"Content-Type: multipart/mixed; boundary=sep\r\n\r\n" + parts + b"--sep--\r\n"
+    data = (
+        b"Content-Type: multipart/mixed; boundary=sep\r\n\r\n" + parts + b"--sep--\r\n"
+    )
     result = _timed(data, max_parts=200_000)
     assert len(result.parts["sub"]) == 100_000
     assert section(data, result.parts, "100000") == b"p99999"

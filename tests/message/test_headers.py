@@ -68,14 +68,16 @@ def test_decode_param_encoded_word_in_plain_value() -> None:
 
 
 def test_content_type_with_comments() -> None:
-    content_type = parse_content_type(b"text (comment) / html ; charset = \"utf-8\"")
+    content_type = parse_content_type(b'text (comment) / html ; charset = "utf-8"')
     assert content_type is not None
     assert content_type.mime_type == "text/html"
     assert content_type.params == [("charset", b"utf-8")]
 
 
 def test_header_block_folding_and_junk() -> None:
-    fields = parse_header_block(b" orphan\r\nSubject: a\r\n b\r\nno colon\r\nX: 1\r\n\r\n")
+    fields = parse_header_block(
+        b" orphan\r\nSubject: a\r\n b\r\nno colon\r\nX: 1\r\n\r\n"
+    )
     assert [field.name for field in fields] == ["Subject", "X"]
     assert fields[0].value == b"a b"
     assert fields[0].raw == b"Subject: a\r\n b\r\n"
@@ -92,7 +94,9 @@ def test_address_group_and_route() -> None:
 
 
 def test_address_comment_becomes_name() -> None:
-    assert parse_address_list(b"a@b (Real Name)") == [Address(b"Real Name", None, b"a", b"b")]
+    assert parse_address_list(b"a@b (Real Name)") == [
+        Address(b"Real Name", None, b"a", b"b")
+    ]
 
 
 def test_address_missing_domain() -> None:
@@ -127,7 +131,9 @@ def test_search_fields() -> None:
     assert result.message_id == "<B27397-0100000@Blurdybloop.example>"
     assert result.in_reply_to == "<parent@Blurdybloop.example>"
     assert result.references == ["<root@x.example>", "<parent@Blurdybloop.example>"]
-    expected_date = datetime(1994, 2, 7, 21, 52, 25, tzinfo=timezone(timedelta(hours=-8)))
+    expected_date = datetime(
+        1994, 2, 7, 21, 52, 25, tzinfo=timezone(timedelta(hours=-8))
+    )
     assert result.sent_date == expected_date
     assert result.has_attachments is False
 
@@ -156,7 +162,9 @@ def test_json_round_trip() -> None:
 
 
 def test_json_round_trip_with_literal_bytes() -> None:
-    original = analyse("Subject: naïve\r\nFrom: a@b\r\nDate: 1 Jan 2020 00:00 +0100\r\n\r\nx".encode())
+    original = analyse(
+        "Subject: naïve\r\nFrom: a@b\r\nDate: 1 Jan 2020 00:00 +0100\r\n\r\nx".encode()
+    )
     assert b"{6}\r\nna\xc3\xafve" in original.envelope
     assert MessageAnalysis.from_json(original.to_json()) == original
 

@@ -26,7 +26,7 @@ def test_whole_message() -> None:
 def test_top_header_and_text() -> None:
     header = fetch("HEADER")
     assert header.startswith(b"From: Frank")
-    assert header.endswith(b"boundary=\"b1\"\r\n\r\n")
+    assert header.endswith(b'boundary="b1"\r\n\r\n')
     assert header + fetch("TEXT") == NESTED
 
 

@@ -8,7 +8,7 @@ _NUMBER = re.compile(rb"[0-9]+")
 
 
 def _skip_value(data: bytes, pos: int) -> int:
-    """Return the offset after the nstring, number or list at `pos`; raise on bad syntax."""
+    """Return the offset after the nstring, number or list at `pos`."""
     byte = data[pos : pos + 1]
     if byte == b"(":
         pos += 1
@@ -18,7 +18,9 @@ def _skip_value(data: bytes, pos: int) -> int:
                 if data[pos : pos + 1] == b"(" and data[pos - 1 : pos] == b")":
                     pass  # multipart children follow each other without a space
                 elif data[pos : pos + 1] != b" ":
-                    raise AssertionError(f"expected space at {pos}: {data[pos:pos + 20]!r}")
+                    raise AssertionError(
+                        f"expected space at {pos}: {data[pos : pos + 20]!r}"
+                    )
                 else:
                     pos += 1
             pos = _skip_value(data, pos)
@@ -53,14 +55,16 @@ def _skip_value(data: bytes, pos: int) -> int:
         return pos + 3
     match = _NUMBER.match(data, pos)
     if match is None:
-        raise AssertionError(f"unexpected {data[pos:pos + 20]!r} at {pos}")
+        raise AssertionError(f"unexpected {data[pos : pos + 20]!r} at {pos}")
     return match.end()
 
 
 def assert_valid_body(data: bytes) -> None:
-    """Raise AssertionError unless `data` is exactly one well-formed parenthesised value."""
+    """Raise AssertionError unless `data` is one well-formed parenthesised value."""
     if not data.startswith(b"("):
         raise AssertionError(f"value does not start with '(': {data[:20]!r}")
     end = _skip_value(data, 0)
     if end != len(data):
-        raise AssertionError(f"trailing bytes after the value: {data[end:end + 20]!r}")
+        raise AssertionError(
+            f"trailing bytes after the value: {data[end : end + 20]!r}"
+        )

@@ -111,7 +111,7 @@ class _Cursor:
         return bytes(out)
 
     def phrase(self) -> bytes | None:
-        """Read an RFC 5322 phrase (obs-phrase allows dots); words joined by one space."""
+        """Read an RFC 5322 phrase (obs-phrase allows dots), words joined by a space."""
         words: list[bytes] = []
         while self.pos < self.end:
             byte = self.peek()
@@ -329,12 +329,3 @@ def format_addresses(addresses: list[Address]) -> str:
             pieces.append(addr_spec)
     text = ", ".join(pieces)
     return text.replace(":, ", ": ").replace(", ;", ";")
-
-
-def first_addr_spec(addresses: list[Address]) -> str:
-    """Return the first real "mailbox@host" in lower case, or "" (RFC 5256 sort keys)."""
-    for address in addresses:
-        if address.host is not None and address.mailbox is not None:
-            mailbox = address.mailbox.decode("utf-8", "replace")
-            return f"{mailbox}@{address.host.decode('utf-8', 'replace')}".lower()
-    return ""

@@ -79,7 +79,7 @@ class MessageAnalysis:
 
     @classmethod
     def from_json(cls, text: str) -> MessageAnalysis:
-        """Rebuild an analysis from `to_json` output; raises ValueError if it is invalid."""
+        """Rebuild an analysis from `to_json` output; raise ValueError if invalid."""
         values = json.loads(text)
         for key in _BYTES_FIELDS:
             values[key] = values[key].encode("latin-1")

@@ -199,7 +199,7 @@ class _Lexer:
         return self.data[self.pos] if self.pos < len(self.data) else -1
 
     def skip_cfws(self) -> None:
-        """Skip whitespace and (nested) comments; an unclosed comment runs to the end."""
+        """Skip whitespace and nested comments; an unclosed comment runs to the end."""
         data = self.data
         while self.pos < len(data):
             byte = data[self.pos]
@@ -322,7 +322,7 @@ def merge_rfc2231(params: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
 
 @dataclass(frozen=True, slots=True)
 class ContentType:
-    """A parsed Content-Type: lower-case-insensitive type names as sent, and parameters."""
+    """A parsed Content-Type: type and subtype as sent, and the parameters."""
 
     type: bytes
     subtype: bytes | None

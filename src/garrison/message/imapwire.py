@@ -1,4 +1,6 @@
-"""IMAP wire forms of ENVELOPE, BODYSTRUCTURE and BODY (RFC 3501 §7.4.2, RFC 9051 §7.5.2).
+"""IMAP wire forms of ENVELOPE, BODYSTRUCTURE and BODY.
+
+RFC 3501 §7.4.2 and RFC 9051 §7.5.2 define the formats.
 
 Entry points: `envelope(fields)`, `bodystructure(part, data, extensible)`.
 Both return the parenthesised value exactly as it follows the FETCH item
@@ -158,7 +160,7 @@ def _params(params: list[tuple[str, bytes]], add_charset: bool) -> bytes:
 
 
 def _extension_tail(part: Part) -> bytes:
-    """Return the disposition, language and location fields (RFC 3501 body-ext-1part)."""
+    """Return the disposition, language and location (RFC 3501 body-ext-1part)."""
     mime = part.mime
     if mime.disposition is None:
         disposition = NIL
@@ -222,7 +224,7 @@ def _single_part(part: Part, data: bytes, extensible: bool) -> list:
 
 
 def _empty_part(extensible: bool) -> bytes:
-    """Return the 0-byte text/plain body that stands in for a multipart with no parts."""
+    """Return the empty text/plain body written for a multipart with no parts."""
     tail = b" NIL NIL NIL NIL" if extensible else b""
     return b'("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0' + tail + b")"
 

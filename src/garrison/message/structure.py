@@ -9,7 +9,8 @@ The scan is one forward pass driven by `bytes.find`, with an explicit stack
 of open multiparts instead of recursion, so deep nesting cannot exhaust the
 Python stack. A boundary line is "--" followed by the boundary (prefix match,
 as Dovecot and most MUAs do; the longest matching boundary wins), and an
-outer boundary also ends every part nested inside it (RFC 2046 §5.1.2). The CRLF before a boundary line belongs to the delimiter (RFC 2046
+outer boundary also ends every part nested inside it (RFC 2046 §5.1.2).
+The CRLF before a boundary line belongs to the delimiter (RFC 2046
 §5.1.1), so it is not part of the preceding body.
 
 Limits (security, not RFC): only the first `max_header_bytes` of each
@@ -300,7 +301,8 @@ class _Scanner:
         # A message (not a multipart child) is MIME only with MIME-Version or
         # Content-Type; otherwise Dovecot ignores its other Content-* fields.
         if not part.is_message or any(
-            header.name.lower() in ("mime-version", "content-type") for header in part.fields
+            header.name.lower() in ("mime-version", "content-type")
+            for header in part.fields
         ):
             part.mime = _read_mime_fields(part.fields)
         content_type = part.mime.content_type
@@ -309,7 +311,7 @@ class _Scanner:
         return interrupted
 
     def _open_body(self, part: Part, header_interrupted: bool) -> Part | None:
-        """Start `part`'s body: push a multipart frame or return an encapsulated message."""
+        """Start the body: push a multipart frame or return the encapsulated message."""
         kind = part.mime_type
         nested = kind.startswith("multipart/") or kind == "message/rfc822"
         if not nested:
@@ -409,5 +411,5 @@ class _Scanner:
 
 
 def scan(data: bytes, limits: Limits | None = None) -> Part:
-    """Scan `data` and return the root part with offsets for every part; never raises."""
+    """Scan `data` and return the root part with every part's offsets; never raises."""
     return _Scanner(data, limits or Limits()).run()

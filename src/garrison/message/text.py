@@ -32,7 +32,7 @@ _SKIPPED_BLOCKS = ("script", "style", "head")
 
 
 def decode_transfer(encoded: bytes, encoding: bytes | None) -> bytes:
-    """Undo a Content-Transfer-Encoding (RFC 2045 §6); unknown encodings pass through."""
+    """Undo a Content-Transfer-Encoding (RFC 2045 §6); unknown ones pass through."""
     name = (encoding or b"").lower()
     if name == b"base64":
         return _decode_base64(encoded)
@@ -138,7 +138,7 @@ def _file_names(data: bytes, part: dict) -> list[str]:
 
 
 def extract_text(data: bytes, parts: dict | None = None, limit: int = 1_000_000) -> str:
-    """Return searchable text: headers, file names and text parts, at most `limit` chars.
+    """Return searchable text: headers, file names and text parts, up to `limit` chars.
 
     `parts` is `MessageAnalysis.parts`; without it the message is scanned
     first. Headers of encapsulated messages are included. Never raises on
