@@ -57,6 +57,7 @@ def _headers(rng: random.Random, kind: str, boundary: str) -> list[str]:
     if kind.startswith("multipart"):
         params += f'; boundary="{boundary}"'
     lines.append(f"Content-Type: {kind}{params}")
+
     if rng.random() < 0.3:
         encoding = rng.choice(["7bit", "base64", "Quoted-Printable", "8bit"])
         lines.append(f"Content-Transfer-Encoding: {encoding}")
@@ -69,6 +70,7 @@ def _headers(rng: random.Random, kind: str, boundary: str) -> list[str]:
             ]
         )
         lines.append(f"Content-Disposition: {disposition}")
+
     if rng.random() < 0.1:
         lines.append(f"Content-ID: <id{rng.randint(0, 9)}@x>")
     if rng.random() < 0.1:

@@ -99,7 +99,7 @@ def _run_session(command: list[str], fetch_command: bytes) -> bytes:
     """Run one PREAUTH session and return its output up to the tagged FETCH reply.
 
     Standard input stays open until the FETCH completes, because the imap
-    process stops writing as soon as it sees end of input.
+    process stops writing once it reads end of input.
     """
     process = subprocess.Popen(
         command,

@@ -1,6 +1,6 @@
 """ENVELOPE, BODYSTRUCTURE and BODY compared with Dovecot 2.3.19.
 
-samples/expected.json holds Dovecot's FETCH output for every sample (made
+samples/expected.json contains Dovecot's FETCH output for every sample (made
 by regenerate_golden.py). When dovecot-imapd is installed and the tests run
 as root, the differential test also compares a seeded random corpus live.
 """

@@ -3,10 +3,9 @@
 Entry point: `decode(data, label)`. Mail in the wild is often mislabelled:
 "gb2312" text that uses GBK or GB18030 characters, "us-ascii" text that is
 really UTF-8, Big5 text with HKSCS characters. The alias table maps each
-label to the widest compatible Python codec (the same choices as the WHATWG
-Encoding Standard where one exists), and the fallback chain tries other
-plausible charsets before it accepts a lossy decode, so text that is valid
-in some plausible charset never turns into U+FFFD.
+label to the widest compatible Python codec, and the fallback chain tries
+other plausible charsets before it accepts a lossy decode. Text that is valid in
+one of those charsets therefore never turns into U+FFFD.
 
 Security: decoding never raises, and its cost is linear in the input.
 """
@@ -18,8 +17,8 @@ import codecs
 # Labels (lower case) mapped to the Python codec that decodes them. GB2312,
 # GBK and their aliases decode as GB18030 because GB18030 is a superset of
 # both and senders mislabel GBK text as gb2312. Big5 decodes as Big5-HKSCS,
-# a superset. Latin-1 and ASCII labels decode as windows-1252, as browsers
-# do (WHATWG Encoding Standard, "legacy single-byte encodings").
+# a superset. Latin-1 and ASCII labels decode as windows-1252, a superset
+# that gives the 0x80-0x9F bytes their usual printable meaning.
 ALIASES: dict[str, str] = {
     "gb2312": "gb18030",
     "gb_2312": "gb18030",

@@ -91,18 +91,18 @@ def parse_header_block(block: bytes) -> list[HeaderField]:
 
 def first_field(fields: list[HeaderField], name: str) -> HeaderField | None:
     """Return the first field called `name` (case-insensitive), or None."""
-    wanted = name.lower()
+    key = name.lower()
     for field in fields:
-        if field.name.lower() == wanted:
+        if field.name.lower() == key:
             return field
     return None
 
 
 def last_field(fields: list[HeaderField], name: str) -> HeaderField | None:
     """Return the last field called `name` (case-insensitive), or None."""
-    wanted = name.lower()
+    key = name.lower()
     for field in reversed(fields):
-        if field.name.lower() == wanted:
+        if field.name.lower() == key:
             return field
     return None
 
@@ -394,9 +394,9 @@ def decode_param(params: list[tuple[str, bytes]], name: str) -> str | None:
     plain `name`. Plain values may contain RFC 2047 encoded words, which
     many mailers send in file names although RFC 2047 §5 forbids it.
     """
-    wanted = name.lower()
+    target = name.lower()
     for key, value in params:
-        if key.lower() == wanted + "*":
+        if key.lower() == target + "*":
             charset, _, rest = value.partition(b"'")
             _, _, encoded = rest.partition(b"'")
             if not rest:
@@ -404,6 +404,6 @@ def decode_param(params: list[tuple[str, bytes]], name: str) -> str | None:
             octets = unquote_to_bytes(encoded)
             return charsets.decode(octets, charset.decode("ascii", "replace") or None)
     for key, value in params:
-        if key.lower() == wanted:
+        if key.lower() == target:
             return decode_rfc2047(value)
     return None

@@ -4,10 +4,14 @@ RFC 3501 §7.4.2 and RFC 9051 §7.5.2 define the formats.
 
 Entry points: `envelope(fields)`, `bodystructure(part, data, extensible)`.
 Both return the parenthesised value exactly as it follows the FETCH item
-name. The output matches Dovecot 2.3 for the common shapes: strings are
-quoted unless they contain CR, LF, 8-bit bytes or more than four quoted
-specials, in which case they are literals; Subject and display names are
-cleaned for humans (CR and LF removed, runs of whitespace collapsed).
+name. The output matches Dovecot 2.3.19 byte for byte on the test corpus.
+Strings are quoted unless they contain CR, LF, 8-bit bytes or more than
+four quoted specials, and then they are literals. Subject and display
+names are cleaned for humans: CR and LF removed, whitespace runs collapsed.
+
+NOTE: sizes and line counts are taken from the bytes as stored. Dovecot
+reports a bare-LF message as if every LF were CRLF, so its sizes differ
+for such messages; mail received over SMTP has CRLF line ends.
 
 The BODYSTRUCTURE writer walks the part tree with an explicit stack, so
 its cost is linear and it cannot hit the recursion limit.

@@ -43,13 +43,13 @@ def _find_part(parts: dict, path: Sequence[int]) -> dict | None:
 
 
 def _header_fields(block: bytes, names: Sequence[str], exclude: bool) -> bytes:
-    wanted = {name.lower() for name in names}
-    kept = [
+    selected = {name.lower() for name in names}
+    matching = [
         header.raw
         for header in parse_header_block(block)
-        if (header.name.lower() in wanted) != exclude
+        if (header.name.lower() in selected) != exclude
     ]
-    lines = b"".join(raw if raw.endswith(b"\n") else raw + b"\r\n" for raw in kept)
+    lines = b"".join(raw if raw.endswith(b"\n") else raw + b"\r\n" for raw in matching)
     return lines + b"\r\n"
 
 

@@ -7,9 +7,10 @@ Content-* fields, its children (multipart) or its encapsulated message
 
 The scan is one forward pass driven by `bytes.find`, with an explicit stack
 of open multiparts instead of recursion, so deep nesting cannot exhaust the
-Python stack. A boundary line is "--" followed by the boundary (prefix match,
-as Dovecot and most MUAs do; the longest matching boundary wins), and an
-outer boundary also ends every part nested inside it (RFC 2046 §5.1.2).
+Python stack. A boundary line is a line that starts with "--" and the
+boundary; trailing text is ignored, as Dovecot 2.3 does, and the longest
+matching boundary wins. An outer boundary also ends every part nested
+inside it (RFC 2046 §5.1.2).
 The CRLF before a boundary line belongs to the delimiter (RFC 2046
 §5.1.1), so it is not part of the preceding body.
 
@@ -34,8 +35,8 @@ from garrison.message.headers import (
     parse_token_value,
 )
 
-# RFC 2046 §5.1.1 caps boundaries at 70 characters; longer ones are still
-# accepted up to this size, and anything beyond it is treated as no boundary.
+# RFC 2046 §5.1.1 caps boundaries at 70 characters, but longer ones occur
+# in real mail. A boundary parameter longer than this counts as missing.
 MAX_BOUNDARY_BYTES = 1000
 OPAQUE_TYPE = "application/octet-stream"
 

@@ -108,13 +108,13 @@ def _part_text(data: bytes, part: dict, budget: int) -> str:
 
     # Slice only what the budget can use: base64 grows 4/3 plus line ends,
     # quoted-printable at most 3 bytes per octet.
-    wanted = budget * _MAX_BYTES_PER_CHAR
+    max_octets = budget * _MAX_BYTES_PER_CHAR
     factor = {b"base64": 2, b"quoted-printable": 3}.get((encoding or b"").lower(), 1)
-    end = min(part["be"], part["bs"] + wanted * factor)
+    end = min(part["be"], part["bs"] + max_octets * factor)
     truncated = end < part["be"]
     octets = decode_transfer(data[part["bs"] : end], encoding)
-    if len(octets) > wanted:
-        octets = octets[:wanted]
+    if len(octets) > max_octets:
+        octets = octets[:max_octets]
         truncated = True
     text = charsets.decode(octets, charset, final=not truncated)
     if part["ct"] == "text/html":
