@@ -14,7 +14,7 @@ import ssl
 from typing import Any
 
 from garrison.config import ListenerSettings, Settings
-from garrison.observability.log import event
+from garrison.observability.log import event, format_event
 from garrison.pop3 import replies
 from garrison.pop3.session import Session
 
@@ -36,6 +36,8 @@ class POP3Server:
     `store` the `garrison.store.MailStore` reads and writes named in the
     handlers. `tls_context` is used for STLS when the listener's `tls` is
     "starttls"; implicit TLS is set up by whoever accepts the connection.
+    Other keyword arguments name services that POP3 does not use and are
+    ignored, so every protocol server can be built with the same call.
     """
 
     def __init__(
@@ -76,7 +78,7 @@ class POP3Server:
         except Exception:
             # Session.run handles every error it expects; anything else is a
             # bug, logged here once so the listener keeps serving.
-            logger.exception(f"event=session_crash session={session.id}")
+            logger.exception(format_event("session_crash", {"session": session.id}))
         finally:
             self._sessions.pop(session, None)
 

@@ -187,20 +187,24 @@ class Session:
         Raises SessionAborted when the handshake fails, since nothing can be
         sent to the client afterwards.
         """
+        context = self.server.tls_context
+        assert context is not None, "STLS is offered only with a TLS context"
         await self.writer.drain()
 
         # Bytes that arrived after STLS but before the handshake were sent in
         # the clear and may have been injected by a man in the middle (the
         # STARTTLS command injection of CVE-2011-0411), so they are dropped.
         # asyncio.StreamReader has no public call for this, hence the private
-        # attribute. No await separates this from start_tls, which stops
-        # reading the socket before it yields.
-        dropped = len(self.reader._buffer)  # noqa: SLF001
-        self.reader._buffer.clear()  # noqa: SLF001
+        # attribute. Nothing can arrive in between: start_tls stops reading
+        # the socket before its first real suspension, and the drain it
+        # starts with returns at once after the drain above.
+        buffer: bytearray = getattr(self.reader, "_buffer")  # noqa: B009
+        dropped = len(buffer)
+        buffer.clear()
 
         try:
             await self.writer.start_tls(
-                self.server.tls_context,
+                context,
                 ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT,
             )
         except (ssl.SSLError, ConnectionError, TimeoutError, OSError) as error:
