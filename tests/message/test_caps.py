@@ -1,7 +1,8 @@
 """Safety caps: huge headers, deep nesting, many parts, large bodies.
 
-Each case must finish quickly and never raise; the time limits are loose
-bounds for a 2-core CI machine, not benchmarks.
+Each case must finish quickly and never raise. The time limits are loose
+bounds that catch quadratic behaviour on a busy 2-core CI machine; they are
+not benchmarks.
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ from tests.message.wire import assert_valid_body
 SECONDS = 10.0
 
 
-def _timed(data: bytes, **limits: int):
+def _timed(data: bytes, seconds: float = SECONDS, **limits: int):
     start = time.perf_counter()
     result = analyse(data, **limits)
     elapsed = time.perf_counter() - start
-    assert elapsed < SECONDS, f"analysis took {elapsed:.1f} s"
+    assert elapsed < seconds, f"analysis took {elapsed:.1f} s, limit {seconds} s"
     return result
 
 
@@ -91,10 +92,11 @@ def test_hundred_thousand_parts_capped() -> None:
     result = _timed(data)
     children = result.parts["sub"]
     assert len(children) == 999
+    # Delimiters past the cap stay in the body of the last part.
     last = children[-1]
-    assert data[last["be"] - 7 : last["be"]] == b"p99999"[-7:] or data[
-        last["bs"] : last["be"]
-    ].endswith(b"p99999")
+    last_body = data[last["bs"] : last["be"]]
+    assert last_body.startswith(b"p998\r\n--sep\r\n")
+    assert last_body.endswith(b"p99999")
     assert_valid_body(result.bodystructure)
 
 
@@ -103,7 +105,7 @@ def test_hundred_thousand_parts_with_raised_cap() -> None:
     data = (
         b"Content-Type: multipart/mixed; boundary=sep\r\n\r\n" + parts + b"--sep--\r\n"
     )
-    result = _timed(data, max_parts=200_000)
+    result = _timed(data, seconds=30.0, max_parts=200_000)
     assert len(result.parts["sub"]) == 100_000
     assert section(data, result.parts, "100000") == b"p99999"
 
