@@ -3,8 +3,8 @@
 A successful login takes a snapshot of the account's INBOX as the maildrop
 and moves the session to the TRANSACTION state (RFC 1939 §4).
 
-Concurrent sessions on one maildrop are allowed, as in Dovecot's default
-(`pop3_lock_session = no`), so `[IN-USE]` is never sent. Each session works
+Concurrent sessions on one maildrop are allowed, so `[IN-USE]` is never
+sent. Each session works
 on its own snapshot. A message that another session removed is reported by
 RETR and TOP as removed, and expunging it again at QUIT is harmless.
 """

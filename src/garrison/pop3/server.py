@@ -20,8 +20,8 @@ from garrison.pop3.session import Session
 
 logger = logging.getLogger("garrison.pop3")
 
-# Seconds a failed login waits before its reply. Dovecot's
-# auth_failure_delay defaults to 2 s; 1 s keeps clients with a typo fast.
+# Seconds a failed login waits before its reply: long enough to slow down
+# password guessing, short enough for a user who mistyped.
 AUTH_FAILURE_DELAY = 1.0
 
 # Seconds that sessions in the middle of a command get to finish it at
@@ -35,7 +35,7 @@ class POP3Server:
     `directory` must provide `async authenticate(username, password)` and
     `store` the `garrison.store.MailStore` reads and writes named in the
     handlers. `tls_context` is used for STLS when the listener's `tls` is
-    "starttls"; implicit TLS is set up by whoever accepts the connection.
+    "starttls"; implicit TLS is set up by the caller of asyncio.start_server.
     Other keyword arguments name services that POP3 does not use and are
     ignored, so every protocol server can be built with the same call.
     """
@@ -64,7 +64,10 @@ class POP3Server:
     async def handle(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
-        """Serve one connection until it ends; never raises."""
+        """Serve one connection until it ends.
+
+        Errors are logged, not raised; only cancellation propagates.
+        """
         if self.closing:
             await _refuse(writer)
             return
@@ -85,7 +88,7 @@ class POP3Server:
     async def shutdown(self, grace: float = SHUTDOWN_GRACE) -> None:
         """End every open session, then return.
 
-        Idle sessions are told `-ERR [SYS/TEMP]` and closed at once. A session
+        Idle sessions get `-ERR [SYS/TEMP]` and are closed at once. A session
         in the middle of a command (a RETR, a QUIT writing to the store) may
         finish it within `grace` seconds; after that its task is cancelled.
         """

@@ -3,9 +3,9 @@
 STAT, LIST, RETR, DELE, NOOP, RSET (RFC 1939 §5), TOP and UIDL (RFC 1939
 §7) work on the session's maildrop snapshot. Only QUIT writes to the store
 (RFC 1939 §6): it marks the messages sent by RETR as \\Seen and expunges the
-messages marked by DELE. Dovecot does the same by default: it sets \\Seen
-at QUIT for RETR but not for TOP (`src/pop3/pop3-commands.c` in Dovecot
-2.3, `client_update_mails`).
+messages marked by DELE. Dovecot does the same: its `client_update_mails`
+in `src/pop3/pop3-commands.c` sets \\Seen at QUIT for messages sent by RETR,
+not by TOP.
 """
 
 from __future__ import annotations
