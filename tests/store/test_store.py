@@ -249,3 +249,21 @@ async def test_aborted_blob_leaves_nothing(services: Services) -> None:
     writer.abort()
     assert list(store.blobs.spool_dir.iterdir()) == []
     assert not any(p.is_file() for p in store.blobs.blob_dir.rglob("*"))
+
+
+async def test_large_blob_analysis_matches_in_memory(services: Services) -> None:
+    from garrison.message import analyse
+
+    part = b"--b\r\nContent-Type: text/plain\r\n\r\n" + b"line of text\r\n" * 200_000
+    data = (
+        b"Subject: big\r\nMIME-Version: 1.0\r\n"
+        b"Content-Type: multipart/mixed; boundary=b\r\n\r\n"
+        + part * 3
+        + b"--b--\r\n"
+    )
+    assert len(data) > 5 * 1024 * 1024
+    blob = await services.store.blobs.put(data)
+    assert blob.data is None
+    mapped = services.store.analyse_blob(blob)
+    assert mapped == analyse(data)
+    assert mapped.bodystructure.startswith(b'(("text" "plain"')

@@ -16,7 +16,8 @@ recurses on deep nesting.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from dataclasses import fields as dataclass_fields
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
@@ -70,7 +71,9 @@ class MessageAnalysis:
 
     def to_json(self) -> str:
         """Serialise to JSON; byte values are stored as Latin-1 text (lossless)."""
-        values = asdict(self)
+        # A shallow copy: dataclasses.asdict deep-copies the part tree, which
+        # cost more than the rest of the analysis.
+        values = {item.name: getattr(self, item.name) for item in dataclass_fields(self)}
         for key in _BYTES_FIELDS:
             values[key] = values[key].decode("latin-1")
         if self.sent_date is not None:

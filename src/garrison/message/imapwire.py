@@ -192,8 +192,17 @@ def _type_names(part: Part) -> tuple[bytes, bytes, bool]:
     return content_type.type, content_type.subtype or b"", text
 
 
+_COUNT_CHUNK = 1 << 20
+
+
 def _count_lines(data: bytes, start: int, end: int) -> int:
-    return data.count(b"\n", start, end)
+    if isinstance(data, bytes):
+        return data.count(b"\n", start, end)
+    # An mmap has no count(): count slice by slice to keep memory bounded.
+    return sum(
+        data[pos : min(pos + _COUNT_CHUNK, end)].count(b"\n")
+        for pos in range(start, end, _COUNT_CHUNK)
+    )
 
 
 def _single_part(part: Part, data: bytes, extensible: bool) -> list:

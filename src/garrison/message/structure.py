@@ -41,6 +41,12 @@ MAX_BOUNDARY_BYTES = 1000
 OPAQUE_TYPE = "application/octet-stream"
 
 
+
+def _starts_with(data: bytes, prefix: bytes, pos: int) -> bool:
+    # Slicing instead of bytes.startswith, so a read-only mmap of a large
+    # stored message works as `data` too.
+    return data[pos : pos + len(prefix)] == prefix
+
 @dataclass(frozen=True, slots=True)
 class Limits:
     """Caps applied during the scan (see the module docstring)."""
@@ -193,12 +199,12 @@ class _Scanner:
             size = len(frame.delimiter)
             if frame.closed or size <= best_len:
                 continue
-            if data.startswith(frame.delimiter, line):
+            if _starts_with(data, frame.delimiter, line):
                 best, best_len = index, size
         if best < 0:
             return None
         after = line + best_len
-        close = data.startswith(b"--", after)
+        close = _starts_with(data, b"--", after)
         newline = data.find(b"\n", after)
         line_end = len(data) if newline < 0 else newline + 1
         return _Hit(line, line_end, best, close)
@@ -213,7 +219,7 @@ class _Scanner:
                 return hit
         data = self.data
         hit = None
-        if data.startswith(b"--", pos):
+        if _starts_with(data, b"--", pos):
             hit = self._match(pos)
         search = pos
         while hit is None:
@@ -276,9 +282,9 @@ class _Scanner:
         hit = self.next_boundary(start)
         stop = len(data) if hit is None else hit.line
         interrupted = None
-        if data.startswith(b"\r\n", start) and start + 2 <= stop:
+        if _starts_with(data, b"\r\n", start) and start + 2 <= stop:
             part.bs = start + 2
-        elif data.startswith(b"\n", start) and start + 1 <= stop:
+        elif _starts_with(data, b"\n", start) and start + 1 <= stop:
             part.bs = start + 1
         else:
             crlf = data.find(b"\n\r\n", start, stop)
