@@ -28,6 +28,7 @@ import re
 from collections.abc import Awaitable, Callable
 
 from garrison.imap.command import LiteralData, SpooledLiteral
+from garrison.net.streams import discard_buffered
 
 # A literal announcement ends the line: "{" number ["+"] "}".
 _LITERAL_AT_END = re.compile(rb"\{([0-9]{1,20})(\+?)\}\Z")
@@ -188,11 +189,7 @@ class CommandReader:
         (the STARTTLS command injection attack).
         """
         self._buffer.clear()
-        # XXX: StreamReader has no public way to drop its buffer, so this uses
-        # the private attribute of CPython 3.11 (uvloop uses the same class).
-        stream_buffer = getattr(self._reader, "_buffer", None)
-        if stream_buffer is not None:
-            stream_buffer.clear()
+        discard_buffered(self._reader)
 
     @property
     def has_buffered_data(self) -> bool:

@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from garrison.net.streams import discard_buffered
 from garrison.net.tls import is_loopback
 from garrison.observability.log import event, format_event
 from garrison.pop3 import replies
@@ -194,13 +195,10 @@ class Session:
         # Bytes that arrived after STLS but before the handshake were sent in
         # the clear and may have been injected by a man in the middle (the
         # STARTTLS command injection of CVE-2011-0411), so they are dropped.
-        # asyncio.StreamReader has no public call for this, hence the private
-        # attribute. Nothing can arrive in between: start_tls stops reading
-        # the socket before its first real suspension, and the drain it
-        # starts with returns at once after the drain above.
-        buffer: bytearray = getattr(self.reader, "_buffer")  # noqa: B009
-        dropped = len(buffer)
-        buffer.clear()
+        # Nothing can arrive in between: start_tls stops reading the socket
+        # before its first real suspension, and the drain it starts with
+        # returns at once after the drain above.
+        dropped = discard_buffered(self.reader)
 
         try:
             await self.writer.start_tls(

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 
+from garrison.net.streams import buffered_size, discard_buffered
+
 # Bytes requested from the socket per read, and the largest data chunk
 # handed to a receiver.
 CHUNK_SIZE = 64 * 1024
@@ -87,18 +89,13 @@ class Connection:
 
     def has_pending_input(self) -> bool:
         """Return whether the client has sent bytes that were not consumed yet."""
-        # NOTE: StreamReader has no public way to peek at its buffer; the
-        # private attribute has been stable since Python 3.4.
-        return bool(self._buffer) or bool(getattr(self.reader, "_buffer", b""))
+        return bool(self._buffer) or buffered_size(self.reader) > 0
 
     def discard_pending_input(self) -> int:
         """Drop every unconsumed input byte and return how many there were."""
-        stream_buffer = getattr(self.reader, "_buffer", None)
-        dropped = len(self._buffer) + (len(stream_buffer) if stream_buffer else 0)
+        dropped = len(self._buffer) + discard_buffered(self.reader)
         self._buffer.clear()
         self._scanned = 0
-        if stream_buffer:
-            stream_buffer.clear()
         return dropped
 
     async def _fill(self, timeout: float, size: int = CHUNK_SIZE) -> None:
