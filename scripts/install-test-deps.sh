@@ -6,6 +6,8 @@
 #   fetchmail  POP3 client
 #   mutt       IMAP and POP3 client (optional in the tests)
 #   openssl    s_client for TLS checks
+#   dovecot-imapd  reference IMAP server whose FETCH output the MIME tests compare
+#              against; never started as a service
 # Idempotent: packages already installed are left alone, and apt-get update
 # runs only when something is missing. Needs root, as apt-get does.
 set -euo pipefail
@@ -20,6 +22,7 @@ packages=(
     "fetchmail:/usr/bin/fetchmail"
     "mutt:/usr/bin/mutt"
     "openssl:/usr/bin/openssl"
+    "dovecot-imapd:/usr/sbin/dovecot"
 )
 
 missing=()
