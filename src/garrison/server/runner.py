@@ -20,6 +20,9 @@ from garrison.server.peers import PeerNotifier
 from garrison.server.services import Services
 
 log = logging.getLogger("garrison.server")
+_BACKLOG = 1024
+# StreamReader buffer limit; the protocol readers bound lines themselves.
+_READ_LIMIT = 256 * 1024
 
 
 class ProtocolServer(Protocol):
@@ -82,7 +85,11 @@ class Runner:
                 bound = self.sockets.get(listener.name)
                 if bound is not None:
                     server = await asyncio.start_server(
-                        protocol.handle, sock=bound, ssl=ssl_context, limit=256 * 1024
+                        protocol.handle,
+                        sock=bound,
+                        ssl=ssl_context,
+                        backlog=_BACKLOG,
+                        limit=_READ_LIMIT,
                     )
                 else:
                     server = await asyncio.start_server(
@@ -91,8 +98,8 @@ class Runner:
                         listener.port,
                         ssl=ssl_context,
                         reuse_address=True,
-                        backlog=1024,
-                        limit=256 * 1024,
+                        backlog=_BACKLOG,
+                        limit=_READ_LIMIT,
                     )
                 self.servers.append((listener, server, protocol))
                 port = server.sockets[0].getsockname()[1]
