@@ -22,6 +22,11 @@ def _toml_value(value: Any) -> str:
         return repr(value)
     if isinstance(value, Path):
         return json.dumps(str(value))
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
+    if isinstance(value, dict):
+        items = (f"{json.dumps(str(k))} = {_toml_value(v)}" for k, v in value.items())
+        return "{" + ", ".join(items) + "}"
     return json.dumps(str(value), ensure_ascii=False)
 
 
@@ -29,7 +34,7 @@ def _render_fields(model: BaseModel) -> list[str]:
     lines: list[str] = []
     for name, field in type(model).model_fields.items():
         value = getattr(model, name)
-        if isinstance(value, BaseModel | list):
+        if isinstance(value, BaseModel):
             continue
         if field.description:
             lines.append(f"# {field.description}")

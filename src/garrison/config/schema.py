@@ -91,6 +91,12 @@ class SMTPSettings(Section):
     max_errors: int = Field(
         20, ge=1, description="Protocol errors in one session before it is closed."
     )
+    over_quota: Literal["reject", "defer"] = Field(
+        "reject",
+        description="Reply to mail for an account over its storage quota: "
+        "reject (552 5.2.2, permanent) or defer (452 4.2.2, the sending server "
+        "retries later).",
+    )
 
 
 class IMAPSettings(Section):
@@ -126,6 +132,85 @@ class StoreSettings(Section):
     )
 
 
+class DNSSettings(Section):
+    nameservers: list[str] = Field(
+        default_factory=list,
+        description="Name servers for MX, A and AAAA lookups, as ADDRESS or "
+        "ADDRESS:PORT (IPv6 as [ADDRESS]:PORT). Empty means the system resolver "
+        "from /etc/resolv.conf.",
+    )
+    timeout: float = Field(
+        10.0, gt=0, description="Seconds one DNS lookup may take in total."
+    )
+
+
+class QueueSettings(Section):
+    max_lifetime: float = Field(
+        5 * 86400.0,
+        gt=0,
+        description="Seconds a message may stay in the queue before its "
+        "undelivered recipients are bounced (default 5 days).",
+    )
+    delay_warning_after: float = Field(
+        4 * 3600.0,
+        ge=0,
+        description="Seconds after which the sender gets one delay warning for "
+        "recipients still queued; 0 turns warnings off.",
+    )
+    min_retry_interval: float = Field(
+        300.0, gt=0, description="Seconds before the first retry; doubled per attempt."
+    )
+    max_retry_interval: float = Field(
+        4 * 3600.0, gt=0, description="Longest wait between two attempts, in seconds."
+    )
+    poll_interval: float = Field(
+        5.0, gt=0, description="Seconds between two scans of the queue for due messages."
+    )
+    lease_seconds: float = Field(
+        600.0,
+        ge=5,
+        description="Seconds a worker owns a message it is delivering; the lease "
+        "is renewed while the delivery runs, and another worker may take the "
+        "message over once it expires (after a crash).",
+    )
+    max_connections: int = Field(
+        20, ge=1, description="Outbound SMTP connections open at once."
+    )
+    max_connections_per_domain: int = Field(
+        4, ge=1, description="Outbound SMTP connections open at once to one domain."
+    )
+    smtp_port: int = Field(
+        25,
+        ge=1,
+        le=65535,
+        description="TCP port of remote mail servers. Only tests change it.",
+    )
+    connect_timeout: float = Field(
+        30.0, gt=0, description="Seconds to wait for a TCP connection to a remote server."
+    )
+    tls_verify: bool = Field(
+        False,
+        description="Verify remote certificates during opportunistic STARTTLS. Off "
+        "by default, as most MTAs do, because MX certificates often do not match.",
+    )
+    max_hops: int = Field(
+        30,
+        ge=5,
+        description="Received headers a message may carry before it is rejected "
+        "as a mail loop (RFC 5321 §6.3).",
+    )
+    allowed_networks: list[str] = Field(
+        default_factory=list,
+        description="If not empty, the SMTP client connects only to addresses in "
+        "these networks (CIDR, such as 127.0.0.0/8) and defers other recipients.",
+    )
+    routing_override: dict[str, str] = Field(
+        default_factory=dict,
+        description="Routing override for tests: destination domain or MX host name "
+        "mapped to HOST:PORT, used instead of DNS and smtp_port.",
+    )
+
+
 class ListenerSettings(Section):
     name: str = Field(description="Name used in logs, unique per config.")
     protocol: Protocol = Field(description="smtp, submission, imap or pop3.")
@@ -145,6 +230,8 @@ class Settings(Section):
     imap: IMAPSettings = IMAPSettings()
     pop3: POP3Settings = POP3Settings()
     store: StoreSettings = StoreSettings()
+    dns: DNSSettings = DNSSettings()
+    queue: QueueSettings = QueueSettings()
     listeners: list[ListenerSettings] = Field(default_factory=list)
 
     @property

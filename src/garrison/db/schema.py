@@ -15,6 +15,7 @@ from __future__ import annotations
 from sqlalchemy import (
     Boolean,
     Column,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -119,4 +120,47 @@ settings_kv = Table(
     metadata,
     Column("key", String(128), primary_key=True),
     Column("value", LargeBinary, nullable=False),
+)
+
+# The outbound queue: one row per queued message and one per recipient.
+# Times here are Unix seconds as floats, so retry intervals below a second
+# work in tests. `lease_owner` and `lease_until` mark the worker delivering
+# a message; a lease past `lease_until` is free to take over.
+queue_messages = Table(
+    "queue_messages",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("queue_id", String(32), nullable=False, unique=True),
+    Column("blob_id", String(64), nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("sender", String(320), nullable=False),
+    Column("envid", Text, nullable=True),
+    Column("ret", String(8), nullable=True),
+    Column("body", String(16), nullable=True),
+    Column("smtputf8", Boolean, nullable=False, server_default="0"),
+    Column("created_at", Float, nullable=False),
+    Column("next_attempt", Float, nullable=False),
+    Column("held", Boolean, nullable=False, server_default="0"),
+    Column("warned", Boolean, nullable=False, server_default="0"),
+    Column("lease_owner", String(128), nullable=True),
+    Column("lease_until", Float, nullable=True),
+    Index("ix_queue_messages_due", "next_attempt"),
+)
+
+queue_recipients = Table(
+    "queue_recipients",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("message_id", Integer, ForeignKey("queue_messages.id"), nullable=False),
+    Column("address", String(320), nullable=False),
+    Column("orcpt", Text, nullable=True),
+    Column("notify", String(64), nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt", Float, nullable=False),
+    Column("last_code", Integer, nullable=True),
+    Column("last_reply", Text, nullable=True),
+    Column("remote_host", String(255), nullable=True),
+    Column("updated_at", Float, nullable=False),
+    Index("ix_queue_recipients_message", "message_id", "status"),
 )
