@@ -8,15 +8,17 @@ description. The same declarations validate `garrison.toml` at load time
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 MiB = 1024 * 1024
 
 Protocol = Literal["smtp", "submission", "imap", "pop3"]
 TLSMode = Literal["none", "starttls", "implicit"]
+RelayMode = Literal["networks", "auth", "auth_own_sender"]
 
 
 class Section(BaseModel):
@@ -211,6 +213,30 @@ class QueueSettings(Section):
     )
 
 
+class SubmissionSettings(Section):
+    max_messages_per_hour: int = Field(
+        200,
+        ge=0,
+        description="Messages one authenticated account may send in any hour, "
+        "counted over all workers; 0 means no limit. Over it MAIL gets 450 4.7.1.",
+    )
+    max_recipients_per_hour: int = Field(
+        1000,
+        ge=0,
+        description="Recipients one authenticated account may send to in any "
+        "hour; 0 means no limit. Over it RCPT gets 452 4.7.1.",
+    )
+
+
+# Listener keys for SMTP policy whose default depends on the protocol: an MX
+# (smtp) takes mail for local domains from anyone and relays nothing, and a
+# submission listener (RFC 6409) takes mail only after AUTH and relays it.
+_SMTP_POLICY_DEFAULTS: dict[str, dict[str, object]] = {
+    "smtp": {"auth": False, "require_auth": False, "relay": []},
+    "submission": {"auth": True, "require_auth": True, "relay": ["auth"]},
+}
+
+
 class ListenerSettings(Section):
     name: str = Field(description="Name used in logs, unique per config.")
     protocol: Protocol = Field(description="smtp, submission, imap or pop3.")
@@ -221,6 +247,76 @@ class ListenerSettings(Section):
         description="none, starttls (offered on the plain port) or implicit "
         "(TLS from the first byte, as on 465, 993 and 995).",
     )
+    auth: bool = Field(
+        False,
+        description="SMTP listeners: offer AUTH PLAIN and LOGIN (over TLS only, "
+        "see tls.allow_plaintext_auth_from_loopback). Default: true for "
+        "submission, false for smtp.",
+    )
+    require_auth: bool = Field(
+        False,
+        description="SMTP listeners: reject MAIL with 530 5.7.0 until the client "
+        "has authenticated. Default: true for submission, false for smtp.",
+    )
+    relay: list[RelayMode] = Field(
+        default_factory=list,
+        description="SMTP listeners: who may send to domains that are not local. "
+        "Empty means nobody (closed). Any of: networks (clients in "
+        "relay_networks), auth (authenticated clients), auth_own_sender "
+        "(authenticated clients whose MAIL FROM is exactly their login "
+        "address). Default: [] for smtp, [\"auth\"] for submission.",
+    )
+    relay_networks: list[str] = Field(
+        default_factory=list,
+        description="SMTP listeners: client networks in CIDR form (such as "
+        "127.0.0.0/8) that may relay when relay includes networks.",
+    )
+    check_sender: bool = Field(
+        True,
+        description="SMTP listeners: reject MAIL FROM of an authenticated client "
+        "with 553 5.7.1 unless it is the login address or one of its aliases.",
+    )
+    check_from_header: bool = Field(
+        False,
+        description="SMTP listeners: also reject a message from an authenticated "
+        "client with 553 5.7.1 unless every From: header address is the login "
+        "address or one of its aliases.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _protocol_defaults(cls, data: object) -> object:
+        if isinstance(data, dict):
+            defaults = _SMTP_POLICY_DEFAULTS.get(str(data.get("protocol")), {})
+            data = {**defaults, **data}
+        return data
+
+    @field_validator("relay_networks")
+    @classmethod
+    def _check_networks(cls, networks: list[str]) -> list[str]:
+        for network in networks:
+            try:
+                ipaddress.ip_network(network, strict=True)
+            except ValueError as exc:
+                raise ValueError(
+                    f"{network!r} is not a network in CIDR form such as "
+                    f"127.0.0.0/8 ({exc})"
+                ) from None
+        return networks
+
+    @model_validator(mode="after")
+    def _check_relay(self) -> ListenerSettings:
+        if "networks" in self.relay and not self.relay_networks:
+            raise ValueError(
+                "relay includes 'networks' but relay_networks is empty; "
+                "list the client networks or remove 'networks'"
+            )
+        if self.relay_networks and "networks" not in self.relay:
+            raise ValueError(
+                "relay_networks is set but relay does not include 'networks'; "
+                "add it or remove relay_networks"
+            )
+        return self
 
 
 class Settings(Section):
@@ -232,6 +328,7 @@ class Settings(Section):
     store: StoreSettings = StoreSettings()
     dns: DNSSettings = DNSSettings()
     queue: QueueSettings = QueueSettings()
+    submission: SubmissionSettings = SubmissionSettings()
     listeners: list[ListenerSettings] = Field(default_factory=list)
 
     @property
@@ -249,6 +346,8 @@ class Settings(Section):
 
 DEVELOPMENT_PORTS: dict[str, tuple[Protocol, int, TLSMode]] = {
     "smtp": ("smtp", 2525, "starttls"),
+    "submission": ("submission", 2587, "starttls"),
+    "submissions": ("submission", 2465, "implicit"),
     "imap": ("imap", 2143, "starttls"),
     "imaps": ("imap", 2993, "implicit"),
     "pop3": ("pop3", 2110, "starttls"),
@@ -257,6 +356,8 @@ DEVELOPMENT_PORTS: dict[str, tuple[Protocol, int, TLSMode]] = {
 
 STANDARD_PORTS: dict[str, tuple[Protocol, int, TLSMode]] = {
     "smtp": ("smtp", 25, "starttls"),
+    "submission": ("submission", 587, "starttls"),
+    "submissions": ("submission", 465, "implicit"),
     "imap": ("imap", 143, "starttls"),
     "imaps": ("imap", 993, "implicit"),
     "pop3": ("pop3", 110, "starttls"),

@@ -164,3 +164,29 @@ queue_recipients = Table(
     Column("updated_at", Float, nullable=False),
     Index("ix_queue_recipients_message", "message_id", "status"),
 )
+
+# DKIM signing keys (RFC 6376), one per domain: the private key in PKCS#8
+# PEM, the selector that names its DNS record, and "rsa" or "ed25519".
+dkim_keys = Table(
+    "dkim_keys",
+    metadata,
+    Column("domain", String(253), primary_key=True),
+    Column("selector", String(63), nullable=False),
+    Column("algorithm", String(16), nullable=False),
+    Column("private_key", LargeBinary, nullable=False),
+    Column("created_at", Integer, nullable=False),
+)
+
+# One row per message an authenticated account submitted, with its
+# recipient count, for the hourly sending limits. `account_id` has no
+# foreign key so that removing an account does not need these rows first;
+# rows older than an hour are deleted as new ones are written.
+submission_log = Table(
+    "submission_log",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("account_id", Integer, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("recipients", Integer, nullable=False),
+    Index("ix_submission_log_account", "account_id", "created_at"),
+)
