@@ -8,15 +8,25 @@ transaction. When it returns, the message is durable for all recipients;
 when it raises `DeliveryError`, nothing was stored and the SMTP server
 replies with the error's code.
 
-Filters (authentication checks, anti-virus, anti-spam), Sieve and the
-outbound queue plug in here as later stages.
+Submitted mail (`Envelope.authenticated_as` set) is DKIM-signed first, when
+the sender's domain has a key, so local and remote recipients get the same
+signed copy. Recipients without accounts are remote: after the local
+recipients are stored, they are handed to the outbound queue with
+`OutboundQueue.enqueue(envelope, blob)`; without a queue, delivery to them
+fails with 451.
+
+Filters (authentication checks, anti-virus, anti-spam) and Sieve plug in
+here as later stages.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
+from typing import Protocol
 
+from garrison.delivery.signing import MessageSigner, SigningError
 from garrison.directory import Account
 from garrison.observability.log import event
 from garrison.store import BlobRef, MailStore, StoreError
@@ -43,6 +53,8 @@ class Envelope:
     helo: str = ""
     client_ip: str = ""
     params: dict[str, str] = field(default_factory=dict)
+    # The login of an authenticated (submission) client, else "".
+    authenticated_as: str = ""
 
 
 class DeliveryError(Exception):
@@ -58,20 +70,49 @@ class DeliveryError(Exception):
         self.temporary = temporary
 
 
-class DeliveryPipeline:
-    """Analyses and stores accepted messages for local recipients."""
+class OutboundQueue(Protocol):
+    """The outbound queue as the pipeline uses it."""
 
-    def __init__(self, store: MailStore) -> None:
+    async def enqueue(self, envelope: Envelope, blob_ref: BlobRef) -> str:
+        """Queue the message durably for the envelope's recipients.
+
+        Returns the queue id; raises OSError or StoreError on failure.
+        """
+        ...
+
+
+class DeliveryPipeline:
+    """Signs submitted mail, stores it for local recipients and queues the rest."""
+
+    def __init__(
+        self,
+        store: MailStore,
+        outbound: OutboundQueue | None = None,
+        signer: MessageSigner | None = None,
+    ) -> None:
         self.store = store
+        self.outbound = outbound
+        self.signer = signer
+
+    def close(self) -> None:
+        """Close the signer's key store."""
+        if self.signer is not None:
+            self.signer.close()
 
     async def deliver(self, envelope: Envelope, blob: BlobRef) -> None:
-        """Store the message for every local recipient; raise DeliveryError."""
+        """Sign, store and queue the message; raise DeliveryError."""
+        if envelope.authenticated_as and self.signer is not None:
+            blob = await self._sign(envelope, blob)
+        remote = [rcpt for rcpt in envelope.recipients if not rcpt.accounts]
         account_ids = list(
             dict.fromkeys(
                 account.id for rcpt in envelope.recipients for account in rcpt.accounts
             )
         )
         if not account_ids:
+            if remote:
+                await self._enqueue(envelope, remote, blob)
+                return
             raise DeliveryError(554, "5.1.1", "no valid recipients", temporary=False)
         try:
             analysis = self.store.analyse_blob(blob)
@@ -87,4 +128,47 @@ class DeliveryPipeline:
         event(
             log, "delivered", queue_id=envelope.queue_id, size=blob.size,
             accounts=len(uids),
+        )
+        if remote:
+            # NOTE: the local copies are already committed; if queueing fails,
+            # the client retries and local recipients get the message twice.
+            await self._enqueue(envelope, remote, blob)
+
+    async def _sign(self, envelope: Envelope, blob: BlobRef) -> BlobRef:
+        assert self.signer is not None
+        try:
+            return await self.signer.sign(envelope, blob)
+        except SigningError as exc:
+            raise DeliveryError(552, "5.3.4", str(exc), temporary=False) from exc
+        except OSError as exc:
+            event(
+                log, "dkim_failed", logging.ERROR, queue_id=envelope.queue_id,
+                error=exc,
+            )
+            raise DeliveryError(
+                451, "4.3.0", "signing failed; try again later", temporary=True
+            ) from exc
+
+    async def _enqueue(
+        self, envelope: Envelope, remote: list[Recipient], blob: BlobRef
+    ) -> None:
+        if self.outbound is None:
+            raise DeliveryError(
+                451, "4.3.0", "outbound delivery is not available; try again later",
+                temporary=True,
+            )
+        outbound_envelope = dataclasses.replace(envelope, recipients=remote)
+        try:
+            queue_id = await self.outbound.enqueue(outbound_envelope, blob)
+        except (OSError, StoreError) as exc:
+            event(
+                log, "enqueue_failed", logging.ERROR, queue_id=envelope.queue_id,
+                error=exc,
+            )
+            raise DeliveryError(
+                451, "4.3.0", "queueing failed; try again later", temporary=True
+            ) from exc
+        event(
+            log, "enqueued", queue_id=envelope.queue_id, outbound_queue_id=queue_id,
+            size=blob.size, recipients=len(remote),
         )

@@ -40,7 +40,8 @@ def build_protocol(listener: ListenerSettings, services: Services) -> ProtocolSe
         "listener": listener,
         "tls_context": services.tls_context,
     }
-    if listener.protocol == "smtp":
+    # RFC 6409: submission is SMTP with the listener's AUTH and relay policy.
+    if listener.protocol in ("smtp", "submission"):
         from garrison.smtpd.server import SMTPServer
 
         return SMTPServer(

@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from garrison.config import Settings
 from garrison.db.engine import migrate
 from garrison.delivery import DeliveryPipeline
+from garrison.delivery.signing import MessageSigner
 from garrison.directory import Directory
+from garrison.dkim import DKIMKeyStore
 from garrison.net.tls import server_context
 from garrison.store import MailStore
 
@@ -32,10 +34,13 @@ class Services:
             settings=settings,
             store=store,
             directory=directory,
-            delivery=DeliveryPipeline(store),
+            delivery=DeliveryPipeline(
+                store, signer=MessageSigner(store, DKIMKeyStore(settings.db_path))
+            ),
             tls_context=server_context(settings.tls.cert_file, settings.tls.key_file),
         )
 
     def close(self) -> None:
+        self.delivery.close()
         self.store.close()
         self.directory.close()

@@ -81,7 +81,7 @@ CLOSING = Reply(221, "2.0.0", "Bye")
 HELP = Reply(
     214,
     "2.0.0",
-    "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP STARTTLS",
+    "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP STARTTLS AUTH",
 )
 OK = Reply(250, "2.0.0", "Ok")
 SENDER_OK = Reply(250, "2.1.0", "Sender ok")
@@ -151,3 +151,40 @@ BARE_LINE_ENDING = Reply(
     554, "5.6.0", "Message contains a bare CR or LF; lines must end with CRLF"
 )
 TRANSACTION_FAILED = Reply(554, "5.0.0", "Transaction failed")
+
+# -- AUTH (RFC 4954) and submission policy (RFC 6409) ---------------------
+
+AUTH_OK = Reply(235, "2.7.0", "Authentication successful")
+# RFC 4954 §4: a server challenge is 334 and base64 text, no enhanced code.
+AUTH_CHALLENGE = Reply(334, "", "{challenge}")
+AUTH_TEMPORARY_FAILURE = Reply(454, "4.7.0", "Temporary authentication failure")
+TOO_MANY_AUTH_FAILURES = Reply(
+    421, "4.7.0", "Too many authentication failures, closing connection"
+)
+AUTH_LINE_TOO_LONG = Reply(500, "5.5.6", "Authentication exchange line is too long")
+AUTH_CANCELLED = Reply(501, "5.0.0", "Authentication cancelled")
+AUTH_INVALID_BASE64 = Reply(501, "5.5.2", "Invalid base64 data")
+AUTH_MALFORMED = Reply(501, "5.5.2", "Malformed authentication data")
+ALREADY_AUTHENTICATED = Reply(503, "5.5.1", "Already authenticated")
+AUTH_UNKNOWN_MECHANISM = Reply(504, "5.5.4", "Unrecognized authentication type")
+AUTH_REQUIRED = Reply(530, "5.7.0", "Authentication required")
+AUTH_FAILED = Reply(535, "5.7.8", "Authentication credentials invalid")
+ENCRYPTION_REQUIRED = Reply(
+    538, "5.7.11", "Encryption required for requested authentication mechanism"
+)
+# RFC 3463 §3.8: X.7.1 means the sender is not authorized to send this.
+SENDER_NOT_OWNED = Reply(
+    553, "5.7.1", "Sender address is not owned by the authenticated user"
+)
+FROM_HEADER_NOT_OWNED = Reply(
+    550, "5.7.1", "From: header address is not owned by the authenticated user"
+)
+MESSAGE_RATE_EXCEEDED = Reply(
+    450, "4.7.1", "Hourly limit of {limit} messages reached; try again later"
+)
+RECIPIENT_RATE_EXCEEDED = Reply(
+    452, "4.7.1", "Hourly limit of {limit} recipients reached; try again later"
+)
+RELAY_NOT_AVAILABLE = Reply(
+    451, "4.3.0", "Outbound delivery is not available; try again later"
+)

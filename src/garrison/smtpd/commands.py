@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from garrison.smtp import replies
 from garrison.smtp.replies import Reply
-from garrison.smtpd import handlers, receiver
+from garrison.smtpd import auth, handlers, receiver
 from garrison.smtpd.session import Session, SessionState
 
 Handler = Callable[[Session, str], Awaitable[None]]
@@ -39,6 +39,13 @@ _DATA_ERRORS = {
     SessionState.MAIL: replies.NEED_RCPT,
     # RFC 3030 §2: DATA and BDAT must not be mixed in one transaction.
     SessionState.CHUNKING: replies.DATA_AFTER_BDAT,
+}
+# RFC 4954 §4: AUTH is not permitted during a mail transaction.
+_AUTH_ERRORS = {
+    SessionState.CONNECTED: replies.NEED_EHLO,
+    SessionState.MAIL: replies.BAD_SEQUENCE,
+    SessionState.RCPT: replies.BAD_SEQUENCE,
+    SessionState.CHUNKING: replies.BAD_SEQUENCE,
 }
 _STARTTLS_ERRORS = {
     SessionState.CONNECTED: replies.NEED_EHLO,
@@ -98,6 +105,15 @@ COMMANDS: dict[str, CommandSpec] = {
     "HELP": CommandSpec(handlers.handle_help, ANY_STATE),
     # RFC 3207 §4: the client waits for 220 before the handshake, so
     # nothing may follow STARTTLS in the same group.
+    # AUTH is allowed before TLS so that its handler can answer 538 5.7.11
+    # (RFC 4954 §6) instead of the generic 530; it never accepts a password
+    # there unless plaintext AUTH from loopback is allowed.
+    "AUTH": CommandSpec(
+        auth.handle_auth,
+        frozenset({SessionState.READY}),
+        _AUTH_ERRORS,
+        ends_group=True,
+    ),
     "STARTTLS": CommandSpec(
         handlers.handle_starttls,
         frozenset({SessionState.READY}),

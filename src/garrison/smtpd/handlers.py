@@ -20,6 +20,8 @@ from garrison.smtp.parser import (
     parse_mail_argument,
     parse_rcpt_argument,
 )
+from garrison.smtpd import policy
+from garrison.smtpd.auth import auth_allowed
 from garrison.smtpd.session import Session
 from garrison.smtpd.trace import new_queue_id
 
@@ -49,7 +51,9 @@ async def _greet(session: Session, argument: str, esmtp: bool) -> None:
     session.connection.helo = helo
     session.connection.esmtp = esmtp
     if esmtp:
-        session.io.send(session.server.ehlo_reply(session.connection.tls))
+        session.io.send(
+            session.server.ehlo_reply(session.connection.tls, auth_allowed(session))
+        )
     else:
         session.io.send(session.server.helo_reply)
 
@@ -103,6 +107,12 @@ async def handle_mail(session: Session, argument: str) -> None:
             return
         parameters[keyword] = value or ""
 
+    sender = parsed.sender.address if parsed.sender else ""
+    refusal = policy.check_mail(session, sender)
+    if refusal is not None:
+        session.reject("mail", refusal)
+        return
+
     transaction = session.transaction
     transaction.reset()
     transaction.queue_id = new_queue_id()
@@ -115,7 +125,7 @@ async def handle_mail(session: Session, argument: str) -> None:
 
 
 async def handle_rcpt(session: Session, argument: str) -> None:
-    """RCPT: accept a local recipient; reject unknown users and relaying."""
+    """RCPT: accept a local recipient, or a remote one that relay policy allows."""
     transaction = session.transaction
     try:
         parsed = parse_rcpt_argument(argument, utf8=transaction.smtputf8)
@@ -134,10 +144,20 @@ async def handle_rcpt(session: Session, argument: str) -> None:
         session.reject("rcpt", replies.TOO_MANY_RECIPIENTS, address)
         return
 
+    refusal = policy.check_recipient_limit(session)
+    if refusal is not None:
+        session.reject("rcpt", refusal, address)
+        return
+
     resolution = session.server.directory.resolve_recipient(address)
     if resolution.kind == "not_local":
-        # This listener is an MX: it accepts mail for local domains only.
-        session.reject("rcpt", replies.RELAY_DENIED, address)
+        # Relaying: allowed only by the listener's relay modes.
+        refusal = policy.check_relay(session)
+        if refusal is not None:
+            session.reject("rcpt", refusal, address)
+            return
+        transaction.recipients.append(Recipient(address, []))
+        session.reply(replies.RECIPIENT_OK)
         return
     if resolution.kind != "local":
         session.reject("rcpt", replies.USER_UNKNOWN, address)

@@ -25,6 +25,7 @@ from garrison.observability.log import event
 from garrison.smtp import replies
 from garrison.smtp.data import ContentError, DataDecoder, LineChecker
 from garrison.smtp.replies import Reply
+from garrison.smtpd import policy
 from garrison.smtpd.connection import CHUNK_SIZE, ConnectionClosed
 from garrison.smtpd.session import Session, SessionState
 from garrison.smtpd.trace import received_protocol, trace_headers
@@ -230,7 +231,9 @@ def _start_blob(session: Session) -> None:
             helo=connection.helo or "unknown",
             client_ip=connection.client_ip,
             hostname=server.hostname,
-            protocol=received_protocol(connection.esmtp, connection.tls),
+            protocol=received_protocol(
+                connection.esmtp, connection.tls, connection.account is not None
+            ),
             tls_comment=tls_comment,
             queue_id=transaction.queue_id,
             recipients=[recipient.address for recipient in transaction.recipients],
@@ -249,6 +252,12 @@ async def _finish_message(session: Session) -> None:
     try:
         blob_ref = await blob.commit()
         transaction.blob = None
+        refusal = policy.check_from_header(session, blob_ref)
+        if refusal is not None:
+            session.reject("data", refusal)
+            transaction.reset()
+            return
+        account = connection.account
         envelope = Envelope(
             queue_id=transaction.queue_id,
             mail_from=transaction.sender,
@@ -256,8 +265,12 @@ async def _finish_message(session: Session) -> None:
             helo=connection.helo or "",
             client_ip=connection.client_ip,
             params=dict(transaction.parameters),
+            authenticated_as=account.address if account is not None else "",
         )
         await session.server.delivery.deliver(envelope, blob_ref)
+        if account is not None:
+            recipients = len(envelope.recipients)
+            await policy.record_submission(session, account, recipients)
     except DeliveryError as exc:
         # NOTE: the committed blob stays in the blob store although no
         # message refers to it.

@@ -25,11 +25,13 @@ from garrison.observability.log import event, format_event
 from garrison.smtp import extensions, replies
 from garrison.smtp.parser import SMTPSyntaxError, parse_command_line
 from garrison.smtp.replies import Reply, format_lines
+from garrison.smtpd.auth import AUTH_FAILURE_DELAY, MECHANISMS
 from garrison.smtpd.commands import COMMANDS
 from garrison.smtpd.connection import Connection, ConnectionClosed, LineTooLong
 from garrison.smtpd.session import ConnectionState, Session
 from garrison.smtpd.trace import new_session_id
 from garrison.store import MailStore
+from garrison.store.sending import SendingLog
 
 log = logging.getLogger("garrison.smtpd")
 
@@ -56,6 +58,8 @@ class SMTPServer:
         self.directory = directory
         self.store = store
         self.delivery = delivery
+        self.sending = SendingLog(store)
+        self.auth_failure_delay = AUTH_FAILURE_DELAY
         self.hostname = settings.server.hostname
         self.offers_starttls = listener.tls == "starttls" and tls_context is not None
         # Submission on a STARTTLS port accepts mail only over TLS; an MX
@@ -75,9 +79,16 @@ class SMTPServer:
         self._shutdown_reply = _with_host(replies.SHUTTING_DOWN, self.hostname).encode()
         self._timeout_reply = _with_host(replies.TIMEOUT, self.hostname).encode()
         self._errors_reply = _with_host(replies.TOO_MANY_ERRORS, self.hostname).encode()
-        self._ehlo_replies = {tls: self._build_ehlo_reply(tls) for tls in (False, True)}
+        self.auth_failures_reply = _with_host(
+            replies.TOO_MANY_AUTH_FAILURES, self.hostname
+        ).encode()
+        self._ehlo_replies = {
+            (tls, auth): self._build_ehlo_reply(tls, auth)
+            for tls in (False, True)
+            for auth in (False, True)
+        }
 
-    def _build_ehlo_reply(self, tls: bool) -> bytes:
+    def _build_ehlo_reply(self, tls: bool, auth: bool) -> bytes:
         keywords = [
             self.hostname,
             extensions.PIPELINING,
@@ -89,12 +100,15 @@ class SMTPServer:
         # RFC 3207 §4.2: STARTTLS is not offered once TLS is active.
         if self.offers_starttls and not tls:
             keywords.append(extensions.STARTTLS)
+        # RFC 4954 §3: AUTH followed by the mechanisms offered now.
+        if auth:
+            keywords.append(" ".join((extensions.AUTH, *MECHANISMS)))
         keywords.append(extensions.CHUNKING)
         return format_lines(250, keywords)
 
-    def ehlo_reply(self, tls: bool) -> bytes:
-        """Return the encoded EHLO reply for a plain or a TLS connection."""
-        return self._ehlo_replies[tls]
+    def ehlo_reply(self, tls: bool, auth: bool = False) -> bytes:
+        """Return the encoded EHLO reply: plain or TLS, with or without AUTH."""
+        return self._ehlo_replies[tls, auth]
 
     # -- connection loop -----------------------------------------------------
 
@@ -289,6 +303,9 @@ class SMTPServer:
         pending = list(self._sessions.values())
         if pending:
             await asyncio.wait(pending, timeout=self.shutdown_grace)
+        # Sessions still running go straight to 421 and issue no more MAIL,
+        # which is the only command that reads the sending log.
+        self.sending.close()
 
 
 def _with_host(reply: Reply, hostname: str) -> Reply:

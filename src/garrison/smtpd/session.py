@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from garrison.delivery import Recipient
+from garrison.directory import Account
 from garrison.observability.log import event
 from garrison.smtp.data import LineChecker
 from garrison.smtp.replies import Reply
@@ -59,6 +60,9 @@ class ConnectionState:
     tls_version: str | None = None
     tls_cipher: str | None = None
     tls_bits: int | None = None
+    # The account that AUTH logged in (RFC 4954), else None.
+    account: Account | None = None
+    auth_failures: int = 0
     commands: int = 0
     messages: int = 0
     rejects: int = 0
@@ -75,6 +79,7 @@ class ConnectionState:
         # knowledge obtained from the client, such as the EHLO argument.
         self.helo = None
         self.esmtp = False
+        self.account = None
 
 
 @dataclass(slots=True)

@@ -45,11 +45,11 @@ def address_literal(ip: str) -> str:
     return f"[{parsed}]"
 
 
-def received_protocol(esmtp: bool, tls: bool) -> str:
-    """Return the WITH protocol: SMTP, ESMTP or ESMTPS (RFC 3848 §2)."""
+def received_protocol(esmtp: bool, tls: bool, authenticated: bool = False) -> str:
+    """Return the WITH protocol: SMTP or ESMTP[S][A] (RFC 3848 §2)."""
     if not esmtp:
         return "SMTP"
-    return "ESMTPS" if tls else "ESMTP"
+    return "ESMTP" + ("S" if tls else "") + ("A" if authenticated else "")
 
 
 def trace_headers(
