@@ -51,7 +51,7 @@ async def test_mail_body_binarymime_rejected(smtp) -> None:
 
 
 async def test_mail_unknown_parameter(smtp) -> None:
-    await smtp.command("MAIL FROM:<a@example.org> RET=HDRS", 555, "5.5.4")
+    await smtp.command("MAIL FROM:<a@example.org> XFOO=1", 555, "5.5.4")
     await smtp.command("MAIL FROM:<a@example.org> XFOO", 555, "5.5.4")
 
 
@@ -92,7 +92,7 @@ async def test_rcpt_postmaster_without_domain(smtp) -> None:
 async def test_rcpt_bad_syntax(smtp) -> None:
     await smtp.command("MAIL FROM:<a@example.org>", 250)
     await smtp.command("RCPT TO:<alice@>", 501, "5.1.3")
-    await smtp.command("RCPT TO:<alice@example.test> NOTIFY=NEVER", 555, "5.5.4")
+    await smtp.command("RCPT TO:<alice@example.test> XFOO=1", 555, "5.5.4")
 
 
 async def test_rcpt_utf8_needs_smtputf8_transaction(smtp) -> None:
@@ -110,3 +110,24 @@ async def test_too_many_recipients(garrison_server) -> None:
         for _ in range(limit):
             await smtp.expect(250, "2.1.5")
         await smtp.command("RCPT TO:<bob@example.test>", 452, "4.5.3")
+
+
+async def test_mail_dsn_parameters(smtp) -> None:
+    await smtp.command("MAIL FROM:<a@example.org> RET=HDRS ENVID=QQ+2Bx", 250, "2.1.0")
+    await smtp.command("RSET", 250)
+    await smtp.command("MAIL FROM:<a@example.org> RET=BODY", 501, "5.5.4")
+    await smtp.command("MAIL FROM:<a@example.org> ENVID=" + "x" * 101, 501, "5.5.4")
+
+
+async def test_rcpt_dsn_parameters(smtp) -> None:
+    await smtp.command("MAIL FROM:<a@example.org>", 250)
+    await smtp.command(
+        "RCPT TO:<alice@example.test> NOTIFY=SUCCESS,DELAY"
+        " ORCPT=rfc822;alice+2Bx@example.test",
+        250,
+        "2.1.5",
+    )
+    await smtp.command("RCPT TO:<bob@example.test> NOTIFY=NEVER", 250, "2.1.5")
+    await smtp.command("RCPT TO:<bob@example.test> NOTIFY=NEVER,DELAY", 501, "5.5.4")
+    await smtp.command("RCPT TO:<bob@example.test> NOTIFY=SOMETIMES", 501, "5.5.4")
+    await smtp.command("RCPT TO:<bob@example.test> ORCPT=alice", 501, "5.5.4")

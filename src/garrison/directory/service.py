@@ -30,8 +30,11 @@ from garrison.directory.addresses import (
     normalize_domain,
     split_address,
 )
+from garrison.directory.srs import SRS
 
 MAX_ALIAS_DEPTH = 8
+# `user+tag@domain` reaches `user@domain` when no address matches exactly.
+SUBADDRESS_SEPARATOR = "+"
 AUTH_CACHE_SECONDS = 300.0
 # Recipient lookups are remembered this long. Changes made through this
 # Directory object clear the cache at once; changes made by another process
@@ -54,10 +57,16 @@ class Account:
 
 @dataclass(frozen=True, slots=True)
 class Resolution:
-    """The outcome of looking up a recipient address."""
+    """The outcome of looking up a recipient address.
+
+    A "local" recipient has accounts to store into, addresses outside the
+    local domains to forward to (alias targets, or the original sender of
+    an SRS0 address), or both.
+    """
 
     kind: Literal["local", "unknown_user", "not_local"]
     accounts: list[Account]
+    forwards: tuple[str, ...] = ()
 
 
 _ACCOUNT_COLUMNS = "a.id, a.address, d.name, a.quota_bytes"
@@ -73,6 +82,15 @@ class Directory:
         self._cache_key = secrets.token_bytes(32)
         self._verified: dict[str, tuple[bytes, str, float]] = {}
         self._resolved: dict[str, tuple[Resolution, float]] = {}
+        self._srs: SRS | None = None
+
+    @property
+    def srs(self) -> SRS:
+        """The SRS0 rewriter, with the secret stored in the database."""
+        if self._srs is None:
+            with self._conn:
+                self._srs = SRS.from_database(self._conn)
+        return self._srs
 
     def close(self) -> None:
         self._conn.close()
@@ -114,7 +132,17 @@ class Directory:
         except AddressError:
             return False
 
-    def _expand(self, address: str, depth: int, seen: set[str]) -> list[Account]:
+    def _expand(
+        self,
+        address: str,
+        depth: int,
+        seen: set[str],
+        forwards: list[str] | None = None,
+    ) -> list[Account]:
+        """Return the accounts an address reaches through aliases and groups.
+
+        Targets outside the local domains are appended to `forwards`.
+        """
         if address in seen or depth > MAX_ALIAS_DEPTH:
             return []
         seen.add(address)
@@ -126,12 +154,17 @@ class Directory:
         ).fetchall()
         found: list[Account] = []
         for (target,) in targets:
-            # TODO: targets outside our domains need forwarding through the
-            # outbound queue, which does not exist yet; they are ignored here.
-            for account in self._expand(target, depth + 1, seen):
+            if forwards is not None and not self._is_local_address(target):
+                if target not in forwards:
+                    forwards.append(target)
+                continue
+            for account in self._expand(target, depth + 1, seen, forwards):
                 if account not in found:
                     found.append(account)
         return found
+
+    def _is_local_address(self, address: str) -> bool:
+        return self._domain_id(address.rpartition("@")[2]) is not None
 
     def resolve_recipient(self, address: str) -> Resolution:
         """Classify a recipient as local (with its accounts), unknown or not ours."""
@@ -154,9 +187,25 @@ class Directory:
             return Resolution("not_local", [])
         if self._domain_id(domain) is None:
             return Resolution("not_local", [])
-        accounts = self._expand(f"{local}@{domain}", 0, set())
-        if accounts:
-            return Resolution("local", accounts)
+
+        original = self.srs.reverse(local)
+        if original is not None:
+            # A bounce to an address that forwarding rewrote goes back to
+            # the original sender.
+            return Resolution("local", [], (original,))
+
+        # Exact address first, then the address without its +tag, then
+        # the domain's catch-all alias "@domain".
+        candidates = [f"{local}@{domain}"]
+        base, separator, _tag = local.partition(SUBADDRESS_SEPARATOR)
+        if separator and base:
+            candidates.append(f"{base}@{domain}")
+        candidates.append(f"@{domain}")
+        for candidate in candidates:
+            forwards: list[str] = []
+            accounts = self._expand(candidate, 0, set(), forwards)
+            if accounts or forwards:
+                return Resolution("local", accounts, tuple(forwards))
         return Resolution("unknown_user", [])
 
     def _resolve_bare_postmaster(self) -> Resolution:
@@ -358,8 +407,18 @@ class Directory:
         self._verified.pop(account.address, None)
 
     def add_alias(self, address: str, target: str) -> None:
-        """Make mail for `address` go to `target` (an account or another alias)."""
-        stored, domain = self._address(address)
+        """Make mail for `address` go to `target`.
+
+        The target is an account, another alias or an address in another
+        domain (forwarded through the queue with SRS). Several targets for
+        one address make a distribution group. `@domain` as the address is
+        the domain's catch-all, used when no account or alias matches.
+        """
+        if address.startswith("@"):
+            domain = self._domain_name(address[1:])
+            stored = f"@{domain}"
+        else:
+            stored, domain = self._address(address)
         domain_id = self._require_domain(domain)
         target_stored, _ = self._address(target)
         if self._account(stored) is not None:
@@ -383,7 +442,10 @@ class Directory:
         return list(self._conn.execute(sql + " ORDER BY a.address, a.target", params))
 
     def remove_alias(self, address: str, target: str | None = None) -> None:
-        stored, _ = self._address(address)
+        if address.startswith("@"):
+            stored = f"@{self._domain_name(address[1:])}"
+        else:
+            stored, _ = self._address(address)
         if target is None:
             cursor = self._write("DELETE FROM aliases WHERE address = ?", (stored,))
         else:

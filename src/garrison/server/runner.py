@@ -66,10 +66,15 @@ class Runner:
     """Owns the services, the listening sockets and the protocol servers."""
 
     def __init__(
-        self, settings: Settings, sockets: dict[str, socket.socket] | None = None
+        self,
+        settings: Settings,
+        sockets: dict[str, socket.socket] | None = None,
+        run_queue: bool = True,
     ) -> None:
         self.settings = settings
         self.sockets = sockets or {}
+        # Only one process per database runs the queue scheduler.
+        self.run_queue = run_queue
         self.services: Services | None = None
         self.servers: list[tuple[ListenerSettings, asyncio.Server, ProtocolServer]] = []
         self.stopping = asyncio.Event()
@@ -109,6 +114,8 @@ class Runner:
                     protocol=listener.protocol, address=listener.address, port=port,
                     tls=listener.tls,
                 )
+            if self.run_queue:
+                self.services.queue.start_scheduler()
         except BaseException:
             await self.stop()
             raise
@@ -124,6 +131,8 @@ class Runner:
         """Stop accepting, end sessions cleanly, and close the services."""
         for _, server, _ in self.servers:
             server.close()
+        if self.services is not None:
+            await self.services.queue.stop(self.settings.server.shutdown_grace)
         await asyncio.gather(
             *(protocol.shutdown() for _, _, protocol in self.servers),
             return_exceptions=True,
@@ -150,10 +159,10 @@ async def serve(
     `worker` is (index, count): with more than one worker, committed changes
     are announced to the other workers' IMAP sessions.
     """
-    runner = Runner(settings, sockets)
+    index, count = worker
+    runner = Runner(settings, sockets, run_queue=index == 0)
     await runner.start()
     assert runner.services is not None
-    index, count = worker
     peers = None
     if count > 1:
         peers = PeerNotifier(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from garrison.config import Settings
 from garrison.db.engine import migrate
@@ -12,6 +12,7 @@ from garrison.delivery.signing import MessageSigner
 from garrison.directory import Directory
 from garrison.dkim import DKIMKeyStore
 from garrison.net.tls import server_context
+from garrison.queue import OutboundQueue
 from garrison.store import MailStore
 
 
@@ -22,6 +23,11 @@ class Services:
     directory: Directory
     delivery: DeliveryPipeline
     tls_context: ssl.SSLContext
+    queue: OutboundQueue = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.queue = OutboundQueue(self.settings, self.store, self.directory)
+        self.delivery.outbound = self.queue
 
     @classmethod
     def open(cls, settings: Settings) -> Services:
@@ -44,3 +50,4 @@ class Services:
         self.delivery.close()
         self.store.close()
         self.directory.close()
+        self.queue.close()

@@ -188,3 +188,5 @@ RECIPIENT_RATE_EXCEEDED = Reply(
 RELAY_NOT_AVAILABLE = Reply(
     451, "4.3.0", "Outbound delivery is not available; try again later"
 )
+# RFC 5321 §6.3 and RFC 3463 §3.5: too many hops (X.4.6), a mail loop.
+MAIL_LOOP = Reply(554, "5.4.6", "Too many Received headers: mail loop detected")

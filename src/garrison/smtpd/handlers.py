@@ -95,6 +95,17 @@ async def handle_mail(session: Session, argument: str) -> None:
                 session.reject("mail", replies.PARAMETER_SYNTAX)
                 return
             value = body
+        elif keyword == "RET":
+            # RFC 3461 §4.3: RET=FULL or RET=HDRS.
+            if (value or "").upper() not in ("FULL", "HDRS"):
+                session.reject("mail", replies.PARAMETER_SYNTAX)
+                return
+            value = value.upper()  # type: ignore[union-attr]
+        elif keyword == "ENVID":
+            # RFC 3461 §4.4: ENVID is xtext of at most 100 characters.
+            if not value or len(value) > 100:
+                session.reject("mail", replies.PARAMETER_SYNTAX)
+                return
         elif keyword == extensions.SMTPUTF8:
             # RFC 6531 §3.4: the SMTPUTF8 parameter has no value.
             if value is not None:
@@ -134,9 +145,9 @@ async def handle_rcpt(session: Session, argument: str) -> None:
         return
 
     address = parsed.recipient.address
-    if parsed.parameters:
-        # DSN (RFC 3461) is not advertised, so no RCPT parameter is known.
-        session.reject("rcpt", replies.UNSUPPORTED_PARAMETER, address)
+    params = _dsn_parameters(parsed.parameters, session.connection.esmtp)
+    if isinstance(params, replies.Reply):
+        session.reject("rcpt", params, address)
         return
 
     # RFC 5321 §4.5.3.1.8 and §4.5.3.1.10: past the recipient limit, 452.
@@ -163,8 +174,40 @@ async def handle_rcpt(session: Session, argument: str) -> None:
         session.reject("rcpt", replies.USER_UNKNOWN, address)
         return
 
-    transaction.recipients.append(Recipient(address, list(resolution.accounts)))
+    # A recipient that is also forwarded elsewhere goes whole through the
+    # outbound queue, which stores the local copies and forwards with SRS.
+    accounts = [] if resolution.forwards else list(resolution.accounts)
+    transaction.recipients.append(Recipient(address, accounts, params))
     session.reply(replies.RECIPIENT_OK)
+
+
+_NOTIFY_VALUES = frozenset({"SUCCESS", "FAILURE", "DELAY"})
+
+
+def _dsn_parameters(
+    parameters: dict[str, str | None], esmtp: bool
+) -> dict[str, str] | replies.Reply:
+    """Check the RCPT parameters (RFC 3461 NOTIFY and ORCPT); return them or a reply."""
+    checked: dict[str, str] = {}
+    for keyword, value in parameters.items():
+        if not esmtp or keyword not in ("NOTIFY", "ORCPT"):
+            # RFC 5321 §4.1.1.11: an unrecognized parameter gets 555.
+            return replies.UNSUPPORTED_PARAMETER
+        if not value:
+            return replies.PARAMETER_SYNTAX
+        if keyword == "NOTIFY":
+            # RFC 3461 §4.1: NEVER alone, or a list of SUCCESS, FAILURE, DELAY.
+            items = value.upper().split(",")
+            if items != ["NEVER"] and not (
+                set(items) <= _NOTIFY_VALUES and len(set(items)) == len(items)
+            ):
+                return replies.PARAMETER_SYNTAX
+            value = ",".join(items)
+        elif ";" not in value:
+            # RFC 3461 §4.2: ORCPT is addr-type ";" xtext.
+            return replies.PARAMETER_SYNTAX
+        checked[keyword] = value
+    return checked
 
 
 async def handle_rset(session: Session, argument: str) -> None:

@@ -22,6 +22,7 @@ import logging
 
 from garrison.delivery import DeliveryError, Envelope
 from garrison.observability.log import event
+from garrison.message.hops import HEADER_PREFIX, count_received
 from garrison.smtp import replies
 from garrison.smtp.data import ContentError, DataDecoder, LineChecker
 from garrison.smtp.replies import Reply
@@ -29,6 +30,7 @@ from garrison.smtpd import policy
 from garrison.smtpd.connection import CHUNK_SIZE, ConnectionClosed
 from garrison.smtpd.session import Session, SessionState
 from garrison.smtpd.trace import received_protocol, trace_headers
+from garrison.store import BlobRef
 
 log = logging.getLogger("garrison.smtpd")
 
@@ -252,6 +254,11 @@ async def _finish_message(session: Session) -> None:
     try:
         blob_ref = await blob.commit()
         transaction.blob = None
+        if _hop_count(session, blob_ref) > session.server.settings.queue.max_hops:
+            # RFC 5321 §6.3: a message with too many Received fields loops.
+            session.reject("data", replies.MAIL_LOOP)
+            transaction.reset()
+            return
         refusal = policy.check_from_header(session, blob_ref)
         if refusal is not None:
             session.reject("data", refusal)
@@ -304,6 +311,14 @@ async def _finish_message(session: Session) -> None:
     )
     session.reply(replies.QUEUED.format(queue_id=transaction.queue_id))
     transaction.reset()
+
+
+def _hop_count(session: Session, blob_ref: BlobRef) -> int:
+    if blob_ref.data is not None:
+        return count_received(blob_ref.data[:HEADER_PREFIX])
+    return count_received(
+        session.server.store.blobs.read_prefix(blob_ref.blob_id, HEADER_PREFIX)
+    )
 
 
 def _content_reply(session: Session, error: ContentError) -> Reply:

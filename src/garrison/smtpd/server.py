@@ -104,6 +104,7 @@ class SMTPServer:
         if auth:
             keywords.append(" ".join((extensions.AUTH, *MECHANISMS)))
         keywords.append(extensions.CHUNKING)
+        keywords.append(extensions.DSN)
         return format_lines(250, keywords)
 
     def ehlo_reply(self, tls: bool, auth: bool = False) -> bytes:
