@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,7 @@ from garrison.delivery import Envelope
 from garrison.server.runner import Runner
 from garrison.store import BlobRef
 from tests.conftest import ALICE, PASSWORD, RunningServer
+from tests.smtpd.dialogue import Dialogue, ServerReply
 
 SUBMISSION_LISTENERS = [
     ListenerSettings(name="submission", protocol="submission", port=0, tls="starttls"),
@@ -92,7 +94,9 @@ async def submission_server(start_server: StartServer) -> RunningServer:
     return await start_server()
 
 
-def plain_response(user: str = ALICE, password: str = PASSWORD, authzid: str = "") -> str:
+def plain_response(
+    user: str = ALICE, password: str = PASSWORD, authzid: str = ""
+) -> str:
     """Return the base64 PLAIN initial response (RFC 4616 §2)."""
     message = f"{authzid}\0{user}\0{password}".encode()
     return base64.b64encode(message).decode("ascii")
@@ -100,3 +104,44 @@ def plain_response(user: str = ALICE, password: str = PASSWORD, authzid: str = "
 
 def b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode("ascii")
+
+
+@asynccontextmanager
+async def logged_in(
+    server: RunningServer, port_name: str = "submissions", user: str = ALICE
+) -> AsyncIterator[Dialogue]:
+    """Yield an implicit-TLS dialogue that has sent EHLO and logged in as `user`."""
+    async with Dialogue.connect(
+        server.port(port_name), tls=server.tls_client_context()
+    ) as smtp:
+        await smtp.hello()
+        await smtp.command(f"AUTH PLAIN {plain_response(user)}", 235)
+        yield smtp
+
+
+async def ask(smtp: Dialogue, line: str) -> ServerReply:
+    """Send one command line and return the reply, whatever its code."""
+    await smtp.send(line.encode("utf-8") + b"\r\n")
+    return await smtp.read_reply()
+
+
+async def send_message(
+    smtp: Dialogue, sender: str, recipients: list[str], content: bytes
+) -> ServerReply:
+    """Run one transaction and return the first reply that is not positive.
+
+    Returns the final reply after the data when every step succeeded.
+    `content` is the message without the final dot line.
+    """
+    reply = await ask(smtp, f"MAIL FROM:<{sender}>")
+    if reply.code != 250:
+        return reply
+    for recipient in recipients:
+        reply = await ask(smtp, f"RCPT TO:<{recipient}>")
+        if reply.code != 250:
+            return reply
+    reply = await ask(smtp, "DATA")
+    if reply.code != 354:
+        return reply
+    await smtp.send(content + b".\r\n")
+    return await smtp.read_reply()

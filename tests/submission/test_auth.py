@@ -38,7 +38,9 @@ async def test_auth_plain_after_starttls(submission_server) -> None:
         await smtp.command(f"MAIL FROM:<{ALICE}>", 250)
         await smtp.command(f"RCPT TO:<{BOB}>", 250)
         await smtp.command("DATA", 354)
-        await smtp.send(b"From: alice@example.test\r\nSubject: hi\r\n\r\nhello\r\n.\r\n")
+        await smtp.send(
+            b"From: alice@example.test\r\nSubject: hi\r\n\r\nhello\r\n.\r\n"
+        )
         await smtp.expect(250)
 
     stored = inbox_messages(submission_server, BOB)
@@ -84,7 +86,9 @@ async def test_wrong_password_then_closed(submission_server) -> None:
         await smtp.hello()
         bad = plain_response(password="wrong-password")
         await smtp.command(f"AUTH PLAIN {bad}", 535, "5.7.8")
-        await smtp.command(f"AUTH PLAIN {plain_response(user='nobody@example.test')}", 535, "5.7.8")
+        await smtp.command(
+            f"AUTH PLAIN {plain_response(user='nobody@example.test')}", 535, "5.7.8"
+        )
         await smtp.command(f"MAIL FROM:<{ALICE}>", 530, "5.7.0")
         await smtp.command(f"AUTH PLAIN {bad}", 421, "4.7.0")
         await smtp.expect_closed()

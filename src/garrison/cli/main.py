@@ -19,6 +19,8 @@ from garrison.config import ConfigError, Settings, find_config, load_settings
 from garrison.config.sample import render_sample
 from garrison.db.engine import migrate
 from garrison.directory import Directory, DirectoryError
+from garrison.dkim import DKIMKeyError, DKIMKeyStore
+from garrison.dkim.keys import zone_file_line
 from garrison.server.admin import SetupError, add_user, initialize
 
 app = typer.Typer(
@@ -30,10 +32,12 @@ domain_app = typer.Typer(no_args_is_help=True, help="Manage local domains.")
 user_app = typer.Typer(no_args_is_help=True, help="Manage user accounts.")
 alias_app = typer.Typer(no_args_is_help=True, help="Manage address aliases.")
 config_app = typer.Typer(no_args_is_help=True, help="Inspect configuration.")
+dkim_app = typer.Typer(no_args_is_help=True, help="Manage DKIM signing keys.")
 app.add_typer(domain_app, name="domain")
 app.add_typer(user_app, name="user")
 app.add_typer(alias_app, name="alias")
 app.add_typer(config_app, name="config")
+app.add_typer(dkim_app, name="dkim")
 
 ConfigOption = Annotated[
     Optional[Path],  # noqa: UP007 - typer needs Optional here
@@ -95,7 +99,8 @@ def init(
         bool,
         typer.Option(
             "--standard-ports",
-            help="Listen on 25, 143, 993, 110 and 995 instead of the development ports.",
+            help="Listen on 25, 587, 465, 143, 993, 110 and 995 instead of the "
+            "development ports.",
         ),
     ] = False,
     listen: Annotated[
@@ -271,6 +276,51 @@ def alias_remove(
     except DirectoryError as exc:
         fail(str(exc))
     typer.echo(f"removed alias {address}")
+
+
+def open_dkim_keys(config: Path | None) -> DKIMKeyStore:
+    open_directory(config).close()
+    return DKIMKeyStore(settings_from(config).db_path)
+
+
+@dkim_app.command("generate")
+def dkim_generate(
+    domain: str,
+    algorithm: Annotated[
+        str, typer.Option(help="Key type: rsa (RSA-2048) or ed25519 (RFC 8463).")
+    ] = "rsa",
+    selector: Annotated[
+        Optional[str],  # noqa: UP007
+        typer.Option(help="DNS selector (default: g and the year and month)."),
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Create a signing key for a local domain and print its DNS TXT record."""
+    try:
+        info = open_dkim_keys(config).generate(domain, algorithm, selector)
+    except DKIMKeyError as exc:
+        fail(str(exc))
+    typer.echo(f"created {info.algorithm} key {info.selector} for {info.domain}")
+    typer.echo("publish this DNS record before sending signed mail:")
+    typer.echo(zone_file_line(info.record_name, info.record_value))
+
+
+@dkim_app.command("list")
+def dkim_list(config: ConfigOption = None) -> None:
+    """List signing keys with their DNS TXT records."""
+    for info in open_dkim_keys(config).list():
+        typer.echo(f"{info.domain}\t{info.selector}\t{info.algorithm}")
+        typer.echo(f"  {zone_file_line(info.record_name, info.record_value)}")
+
+
+@dkim_app.command("remove")
+def dkim_remove(domain: str, config: ConfigOption = None) -> None:
+    """Delete a domain's signing key; its mail is sent unsigned afterwards."""
+    try:
+        open_dkim_keys(config).remove(domain)
+    except DKIMKeyError as exc:
+        fail(str(exc))
+    typer.echo(f"removed DKIM key of {domain}")
 
 
 def main() -> None:

@@ -279,7 +279,7 @@ class ListenerSettings(Section):
     check_from_header: bool = Field(
         False,
         description="SMTP listeners: also reject a message from an authenticated "
-        "client with 553 5.7.1 unless every From: header address is the login "
+        "client with 550 5.7.1 after DATA unless every From: header address is the login "
         "address or one of its aliases.",
     )
 
