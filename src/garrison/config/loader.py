@@ -48,7 +48,13 @@ def _describe(error: ValidationError, path: Path) -> str:
     key = _key_path(tuple(first["loc"]))
     if first["type"] == "extra_forbidden":
         return f"{path}: unknown key {key!r}; remove it or check its spelling"
-    return f"{path}: invalid value for {key!r}: {first['msg']}"
+    if first["type"] == "missing":
+        return f"{path}: missing key {key!r}; it is required"
+    reason = first["msg"].removeprefix("Value error, ")
+    value = first.get("input")
+    if isinstance(value, dict | list) or value is None:
+        return f"{path}: invalid value for {key!r}: {reason}"
+    return f"{path}: invalid value {value!r} for {key!r}: {reason}"
 
 
 def parse_settings(data: dict, path: Path) -> Settings:
@@ -72,12 +78,42 @@ def parse_settings(data: dict, path: Path) -> Settings:
         raise ConfigError(
             f"{path}: listener name {duplicates[0]!r} is used twice; names must be unique"
         )
+    bound: dict[tuple[str, int], str] = {}
+    for listener in settings.listeners:
+        endpoint = (listener.address, listener.port)
+        if listener.port and endpoint in bound:
+            raise ConfigError(
+                f"{path}: listeners {bound[endpoint]!r} and {listener.name!r} both use"
+                f" {listener.address} port {listener.port}; give each its own port"
+            )
+        bound[endpoint] = listener.name
     return settings.model_copy(
         update={
             "server": settings.server.model_copy(update={"data_dir": data_dir}),
             "tls": tls.model_copy(update={"cert_file": cert, "key_file": key}),
         }
     )
+
+
+def check_runtime(settings: Settings) -> None:
+    """Check what `serve` needs beyond the schema: readable TLS files that match."""
+    import ssl
+
+    for key, file in (("tls.cert_file", settings.tls.cert_file),
+                      ("tls.key_file", settings.tls.key_file)):
+        if not file.is_file():
+            raise ConfigError(
+                f"{key}: file {file} not found; point it at a PEM file or run "
+                "'garrison init' to create a self-signed certificate"
+            )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(settings.tls.cert_file, settings.tls.key_file)
+    except (ssl.SSLError, OSError) as exc:
+        raise ConfigError(
+            f"tls.cert_file {settings.tls.cert_file} and tls.key_file"
+            f" {settings.tls.key_file} cannot be loaded: {exc}"
+        ) from None
 
 
 def load_settings(path: Path) -> Settings:

@@ -9,12 +9,14 @@ description. The same declarations validate `garrison.toml` at load time
 from __future__ import annotations
 
 import ipaddress
+import re
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 MiB = 1024 * 1024
+_HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
 
 Protocol = Literal["smtp", "submission", "imap", "pop3"]
 TLSMode = Literal["none", "starttls", "implicit"]
@@ -28,6 +30,14 @@ class Section(BaseModel):
 
 
 class ServerSettings(Section):
+    @field_validator("hostname")
+    @classmethod
+    def _hostname_is_fqdn(cls, value: str) -> str:
+        labels = value.rstrip(".").split(".")
+        if len(value) > 253 or not all(_HOST_LABEL.fullmatch(label) for label in labels):
+            raise ValueError("expected a host name such as mail.example.org")
+        return value.rstrip(".").lower()
+
     hostname: str = Field(
         "localhost",
         description="Fully qualified host name used in greetings and Received headers.",
@@ -238,9 +248,20 @@ _SMTP_POLICY_DEFAULTS: dict[str, dict[str, object]] = {
 
 
 class ListenerSettings(Section):
+    @field_validator("address")
+    @classmethod
+    def _address_is_ip(cls, value: str) -> str:
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            raise ValueError("expected an IPv4 or IPv6 address such as 127.0.0.1") from None
+        return value
+
     name: str = Field(description="Name used in logs, unique per config.")
     protocol: Protocol = Field(description="smtp, submission, imap or pop3.")
-    address: str = Field("127.0.0.1", description="Address to bind.")
+    address: str = Field(
+        "127.0.0.1", description="IPv4 or IPv6 address to bind (0.0.0.0 or :: for all)."
+    )
     port: int = Field(ge=0, le=65535, description="TCP port; 0 picks a free one.")
     tls: TLSMode = Field(
         "starttls",
