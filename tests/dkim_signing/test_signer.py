@@ -1,6 +1,7 @@
 """DKIM signatures verify with dkimpy (RSA-SHA256 and Ed25519-SHA256).
 
-dkimpy is an independent implementation of RFC 6376 and RFC 8463. Tests
+The directory is not named `dkim` because that would shadow dkimpy's
+package of the same name. dkimpy is an independent implementation of RFC 6376 and RFC 8463. Tests
 have no public DNS, so its `dnsfunc` returns the TXT record that
 `dns_record` produces for the key, as `garrison dkim generate` prints it.
 """
