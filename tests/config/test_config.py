@@ -92,3 +92,46 @@ def test_committed_sample_is_current() -> None:
         "docs/garrison.sample.toml is stale; regenerate it with "
         "'garrison config sample > docs/garrison.sample.toml'"
     )
+
+
+def test_invalid_value_is_quoted_in_message(tmp_path: Path) -> None:
+    path = tmp_path / "garrison.toml"
+    path.write_text("[server]\nworkers = -3\n")
+    with pytest.raises(ConfigError, match=r"invalid value -3 for 'server\.workers'"):
+        load_settings(path)
+
+
+def test_listener_address_must_be_ip(tmp_path: Path) -> None:
+    path = tmp_path / "garrison.toml"
+    path.write_text(
+        '[[listeners]]\nname = "x"\nprotocol = "smtp"\nport = 25\naddress = "999.1.1.1"\n'
+    )
+    with pytest.raises(ConfigError, match=r"'999\.1\.1\.1' for 'listeners\[0\]\.address'"):
+        load_settings(path)
+
+
+def test_hostname_must_be_a_host_name(tmp_path: Path) -> None:
+    path = tmp_path / "garrison.toml"
+    path.write_text('[server]\nhostname = "bad host!"\n')
+    with pytest.raises(ConfigError, match="server.hostname"):
+        load_settings(path)
+
+
+def test_two_listeners_on_one_port_rejected(tmp_path: Path) -> None:
+    path = tmp_path / "garrison.toml"
+    path.write_text(
+        '[[listeners]]\nname = "a"\nprotocol = "smtp"\nport = 2525\n'
+        '[[listeners]]\nname = "b"\nprotocol = "imap"\nport = 2525\n'
+    )
+    with pytest.raises(ConfigError, match="'a' and 'b' both use 127.0.0.1 port 2525"):
+        load_settings(path)
+
+
+def test_runtime_check_names_missing_certificate(tmp_path: Path) -> None:
+    from garrison.config.loader import check_runtime
+
+    path = tmp_path / "garrison.toml"
+    path.write_text("")
+    settings = load_settings(path)
+    with pytest.raises(ConfigError, match=r"tls\.cert_file: file .*cert\.pem not found"):
+        check_runtime(settings)

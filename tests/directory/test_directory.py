@@ -129,3 +129,29 @@ def test_domain_with_accounts_cannot_be_removed(directory: Directory) -> None:
 def test_unicode_domain_stored_as_idna(directory: Directory) -> None:
     assert directory.add_domain("bücher.example") == "xn--bcher-kva.example"
     assert directory.is_local_domain("BÜCHER.example")
+
+
+def test_quoted_local_part_in_hosted_domain_is_unknown_user(directory: Directory) -> None:
+    assert directory.resolve_recipient('<"x@y"@example.test>').kind == "unknown_user"
+    assert directory.resolve_recipient('<"x@y"@example.org>').kind == "not_local"
+
+
+def test_ip_address_is_not_a_domain(directory: Directory) -> None:
+    with pytest.raises(DirectoryError, match="an IP address is not a domain"):
+        directory.add_domain("1.2.3.4")
+    with pytest.raises(DirectoryError, match="longer than 253"):
+        directory.add_domain(".".join(["a" * 63] * 4) + ".test")
+
+
+def test_removing_account_reports_its_aliases(directory: Directory) -> None:
+    directory.add_account("alice@example.test", PASSWORD)
+    directory.add_alias("team@example.test", "alice@example.test")
+    assert directory.remove_account("alice@example.test") == ["team@example.test"]
+    assert directory.list_aliases() == []
+
+
+def test_removing_missing_alias_pair_names_both(directory: Directory) -> None:
+    directory.add_account("alice@example.test", PASSWORD)
+    directory.add_alias("team@example.test", "alice@example.test")
+    with pytest.raises(DirectoryError, match="team@example.test -> bob@example.test not found"):
+        directory.remove_alias("team@example.test", "bob@example.test")

@@ -16,6 +16,7 @@ from typing import Annotated, NoReturn, Optional
 import typer
 
 from garrison.config import ConfigError, Settings, find_config, load_settings
+from garrison.config.loader import check_runtime
 from garrison.config.sample import render_sample
 from garrison.db.engine import migrate
 from garrison.directory import Directory, DirectoryError
@@ -115,6 +116,8 @@ def init(
         )
     except (SetupError, DirectoryError) as exc:
         fail(str(exc))
+    except OSError as exc:
+        fail(f"cannot create {data_dir}: {exc.strerror}")
     typer.echo(f"created {result.config_path}")
     typer.echo(f"user {result.user} password: {result.password}")
     typer.echo("(the password is shown only once; change it with 'garrison user passwd')")
@@ -124,12 +127,18 @@ def init(
 def serve(config: ConfigOption = None) -> None:
     """Run the mail server until SIGTERM or SIGINT."""
     from garrison.observability.log import setup_logging
-    from garrison.server.supervisor import supervise
+    from garrison.server.supervisor import ListenerBindError, supervise
 
     settings = settings_from(config)
+    try:
+        check_runtime(settings)
+    except ConfigError as exc:
+        fail(str(exc))
     setup_logging(settings.server.log_level)
     try:
         status = supervise(settings)
+    except ListenerBindError as exc:
+        fail(str(exc))
     except OSError as exc:
         fail(f"cannot start: {exc}")
     except ValueError as exc:
@@ -148,6 +157,10 @@ def config_sample() -> None:
 def config_check(config: ConfigOption = None) -> None:
     """Validate the config file and report the first problem."""
     settings = settings_from(config)
+    try:
+        check_runtime(settings)
+    except ConfigError as exc:
+        fail(str(exc))
     typer.echo(f"ok: {len(settings.listeners)} listeners, data in {settings.server.data_dir}")
 
 
@@ -218,10 +231,12 @@ def user_list(
 def user_remove(address: str, config: ConfigOption = None) -> None:
     """Delete an account with all its mail."""
     try:
-        open_directory(config).remove_account(address)
+        removed_aliases = open_directory(config).remove_account(address)
     except DirectoryError as exc:
         fail(str(exc))
     typer.echo(f"removed user {address}")
+    for alias in removed_aliases:
+        typer.echo(f"removed alias {alias} -> {address}")
 
 
 @user_app.command("passwd")

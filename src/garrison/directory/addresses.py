@@ -26,12 +26,22 @@ def normalize_domain(domain: str) -> str:
     except UnicodeError:
         raise AddressError(f"invalid domain {domain!r}") from None
     labels = ascii_name.split(".")
-    if len(labels) < 2 or len(ascii_name) > 253:
+    if len(ascii_name) > 253:
+        raise AddressError(f"invalid domain {domain!r}: longer than 253 characters")
+    if len(labels) < 2:
         raise AddressError(
             f"invalid domain {domain!r}: expected a name such as example.org"
         )
-    if not all(_LABEL.fullmatch(label) for label in labels):
-        raise AddressError(f"invalid domain {domain!r}")
+    for label in labels:
+        if not _LABEL.fullmatch(label):
+            raise AddressError(
+                f"invalid domain {domain!r}: label {label!r} must be 1 to 63 letters,"
+                " digits or hyphens, not starting or ending with a hyphen"
+            )
+    if labels[-1].isdigit():
+        # RFC 3696 §2: a top-level domain is never all-numeric, so this is an
+        # IP address, which is not a mail domain.
+        raise AddressError(f"invalid domain {domain!r}: an IP address is not a domain")
     return ascii_name
 
 

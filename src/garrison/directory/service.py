@@ -184,6 +184,11 @@ class Directory:
         except AddressError:
             if address.strip("<>").lower() == "postmaster":
                 return self._resolve_bare_postmaster()
+            # A local part we cannot store (a quoted string, say) in one of
+            # our domains is an unknown user there, not a relay attempt.
+            _, at, domain_part = address.strip("<>").rpartition("@")
+            if at and self.is_local_domain(domain_part):
+                return Resolution("unknown_user", [])
             return Resolution("not_local", [])
         if self._domain_id(domain) is None:
             return Resolution("not_local", [])
@@ -383,10 +388,11 @@ class Directory:
         )
         self._verified.pop(account.address, None)
 
-    def remove_account(self, address: str) -> None:
-        """Delete an account with its mailboxes and messages.
+    def remove_account(self, address: str) -> list[str]:
+        """Delete an account with its mailboxes, messages and the aliases to it.
 
-        Blobs stay on disk until a blob garbage collection exists.
+        Returns the addresses of the aliases removed with it. Blobs stay on
+        disk until a blob garbage collection exists.
         """
         # TODO: reclaim blob files no longer referenced by any message.
         account = self._existing_account(address)
@@ -398,6 +404,13 @@ class Directory:
             self._conn.execute(f"DELETE FROM vanished WHERE mailbox_id IN ({boxes})", (account.id,))
             self._conn.execute("DELETE FROM mailboxes WHERE account_id = ?", (account.id,))
             self._conn.execute("DELETE FROM subscriptions WHERE account_id = ?", (account.id,))
+            aliases = [
+                alias
+                for (alias,) in self._conn.execute(
+                    "SELECT address FROM aliases WHERE target = ? ORDER BY address",
+                    (account.address,),
+                )
+            ]
             self._conn.execute("DELETE FROM aliases WHERE target = ?", (account.address,))
             self._conn.execute("DELETE FROM accounts WHERE id = ?", (account.id,))
             self._conn.execute("COMMIT")
@@ -405,6 +418,7 @@ class Directory:
             self._conn.execute("ROLLBACK")
             raise
         self._verified.pop(account.address, None)
+        return aliases
 
     def add_alias(self, address: str, target: str) -> None:
         """Make mail for `address` go to `target`.
@@ -452,6 +466,10 @@ class Directory:
             target_stored, _ = self._address(target)
             cursor = self._write(
                 "DELETE FROM aliases WHERE address = ? AND target = ?", (stored, target_stored)
+            )
+        if cursor.rowcount == 0 and target is not None:
+            raise DirectoryError(
+                f"alias {stored} -> {target_stored} not found; see 'garrison alias list'"
             )
         if cursor.rowcount == 0:
             raise DirectoryError(f"alias {stored} not found; see 'garrison alias list'")

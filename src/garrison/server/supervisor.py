@@ -30,16 +30,27 @@ _MIN_UPTIME = 5.0
 _SWITCH_INTERVAL = 0.0005
 
 
+class ListenerBindError(OSError):
+    """A listener could not bind; the message names it, its address and port."""
+
+
 def bind_listeners(settings: Settings) -> dict[str, socket.socket]:
-    """Bind and listen on every configured address; raise OSError on failure."""
+    """Bind and listen on every configured address; raise ListenerBindError."""
     sockets: dict[str, socket.socket] = {}
     try:
         for listener in settings.listeners:
             family = socket.AF_INET6 if ":" in listener.address else socket.AF_INET
             sock = socket.socket(family, socket.SOCK_STREAM)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((listener.address, listener.port))
-            sock.listen(1024)
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                sock.bind((listener.address, listener.port))
+                sock.listen(1024)
+            except OSError as exc:
+                sock.close()
+                raise ListenerBindError(
+                    f"listener {listener.name!r} cannot bind {listener.address}"
+                    f" port {listener.port}: {exc.strerror}"
+                ) from None
             sock.setblocking(False)
             sockets[listener.name] = sock
     except OSError:
