@@ -245,11 +245,14 @@ class Session:
             )
 
     async def _bye(self, text: str) -> None:
+        if self.writer.is_closing():
+            # A failed TLS handshake has already closed the transport.
+            return
         response = Response()
         response.status(None, "BYE", text)
         try:
             await asyncio.wait_for(self.send(response), timeout=5)
-        except (ConnectionError, TimeoutError, ssl.SSLError):
+        except (ConnectionError, TimeoutError, RuntimeError, ssl.SSLError):
             pass
 
     async def _loop(self) -> str:
