@@ -57,7 +57,18 @@ def settings(template_dir: Path, tmp_path: Path) -> Settings:
     data_dir = tmp_path / "var"
     shutil.copytree(template_dir, data_dir)
     loaded = load_settings(data_dir / "garrison.toml")
-    return loaded.model_copy(update={"listeners": TEST_LISTENERS})
+    # Tests never use the system resolver or reach a host off loopback: the
+    # name server below has nothing listening, and the queue connects only
+    # to 127.0.0.0/8. Queue tests point DNS at their own server.
+    return loaded.model_copy(
+        update={
+            "listeners": TEST_LISTENERS,
+            "dns": loaded.dns.model_copy(update={"nameservers": ["127.0.0.1:9"]}),
+            "queue": loaded.queue.model_copy(
+                update={"allowed_networks": ["127.0.0.0/8"]}
+            ),
+        }
+    )
 
 
 @pytest.fixture

@@ -339,4 +339,7 @@ def dkim_remove(domain: str, config: ConfigOption = None) -> None:
 
 
 def main() -> None:
+    from garrison.cli.queue import queue_app
+
+    app.add_typer(queue_app, name="queue")
     app(prog_name="garrison")

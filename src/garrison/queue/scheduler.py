@@ -35,9 +35,11 @@ import ssl
 import time
 from collections import defaultdict
 from collections.abc import Sequence
+from datetime import UTC, datetime
+from email.utils import format_datetime
 
 from garrison.config import Settings
-from garrison.directory import Directory
+from garrison.directory import Directory, Resolution
 from garrison.observability.log import event
 from garrison.queue import dsn
 from garrison.queue.client import MailRequest, SMTPClient, SMTPClientError
@@ -313,26 +315,71 @@ class QueueScheduler:
 
     # -- local delivery ------------------------------------------------------
 
+    async def _with_trace_headers(self, message: QueuedMessage) -> BlobRef:
+        """Return a blob of the message with Return-Path and Received prepended.
+
+        RFC 5321 §4.4: the delivering server adds Return-Path with the
+        envelope sender, and every hop adds a Received field.
+        """
+        stamp = format_datetime(datetime.now(UTC))
+        header = (
+            f"Return-Path: <{message.sender}>\r\n"
+            f"Received: by {self.hostname} (Garrison) with local id {message.queue_id};"
+            f"\r\n\t{stamp}\r\n"
+        ).encode("utf-8")
+        writer = self.store.blobs.create()
+        try:
+            writer.write(header)
+            with self.store.blobs.open(message.blob_id) as content:
+                while block := content.read(1024 * 1024):
+                    writer.write(block)
+        except BaseException:
+            writer.abort()
+            raise
+        return await writer.commit()
+
     async def _deliver_local(
         self, message: QueuedMessage, recipients: list[QueuedRecipient]
     ) -> list[RecipientResult | None]:
         blob = BlobRef(message.blob_id, message.size)
+        if any(self.directory.resolve_recipient(r.address).accounts for r in recipients):
+            try:
+                traced = await self._with_trace_headers(message)
+            except OSError as exc:
+                reply = Reply(451, "4.3.0", f"local delivery failed: {exc}")
+                return [self._outcome(message, r, reply, None) for r in recipients]
+        else:
+            traced = blob
         results: list[RecipientResult | None] = []
         for recipient in recipients:
             resolution = self.directory.resolve_recipient(recipient.address)
             if resolution.kind != "local":
                 reply = Reply(550, "5.1.1", "user unknown")
             else:
-                reply = await self._store_local(message, blob, resolution, recipient)
+                reply = await self._store_local(
+                    message, traced, blob, resolution, recipient
+                )
             results.append(self._outcome(message, recipient, reply, None))
         return results
 
-    async def _store_local(self, message, blob, resolution, recipient) -> Reply:
+    async def _store_local(
+        self,
+        message: QueuedMessage,
+        traced: BlobRef,
+        blob: BlobRef,
+        resolution: Resolution,
+        recipient: QueuedRecipient,
+    ) -> Reply:
+        """Store into the recipient's accounts and queue its forwards.
+
+        `traced` is the message with trace headers, for the mailboxes;
+        forwards get `blob`, the message as queued.
+        """
         try:
             if resolution.accounts:
-                analysis = self.store.analyse_blob(blob)
+                analysis = self.store.analyse_blob(traced)
                 account_ids = [account.id for account in resolution.accounts]
-                await self.store.deliver(account_ids, blob, analysis)
+                await self.store.deliver(account_ids, traced, analysis)
             if resolution.forwards:
                 forward = OutboundEnvelope(
                     self._forward_sender(message.sender, recipient.domain),
@@ -510,8 +557,6 @@ class QueueScheduler:
         recipients: list[QueuedRecipient],
         now: float,
     ) -> bytes:
-        from datetime import UTC, datetime
-
         reports = []
         for recipient in recipients:
             if action is None:
