@@ -303,10 +303,10 @@ def _parse_search_args(cursor: Cursor, max_depth: int) -> Search:
         cursor.sp()
     elif cursor.pos != start:
         cursor.pos = start
-    keys = [parse_search_key(cursor, 1, max_depth)]
+    keys = [parse_search_key(cursor, 0, max_depth)]
     while not cursor.at_end():
         cursor.sp()
-        keys.append(parse_search_key(cursor, 1, max_depth))
+        keys.append(parse_search_key(cursor, 0, max_depth))
     key = keys[0] if len(keys) == 1 else SearchKey("AND", children=tuple(keys))
     return Search(charset, key)
 

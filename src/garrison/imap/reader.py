@@ -59,7 +59,9 @@ class LiteralTooBig(Exception):
     def __init__(
         self, size: int, limit: int, tag: str | None, first_line: bytes, fatal: bool
     ):
-        super().__init__(f"literal of {size} bytes exceeds the limit of {limit} bytes")
+        super().__init__(
+            f"literals of {size} bytes in one command exceed the limit of {limit} bytes"
+        )
         self.size = size
         self.limit = limit
         self.tag = tag
@@ -165,7 +167,7 @@ class CommandReader:
                 total_literal_bytes += size
                 if total_literal_bytes > max_literal_size:
                     raise LiteralTooBig(
-                        size,
+                        total_literal_bytes,
                         max_literal_size,
                         command_tag(lines[0]),
                         lines[0],

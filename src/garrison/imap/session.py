@@ -290,7 +290,10 @@ class Session:
         is_append = exc.first_line.split(b" ", 2)[1:2] == [b"APPEND"] or (
             b" APPEND " in exc.first_line.upper()[:40]
         )
-        text = f"Literal of {exc.size} bytes exceeds the limit of {exc.limit} bytes"
+        text = (
+            f"Literals of {exc.size} bytes in one command exceed the limit"
+            f" of {exc.limit} bytes"
+        )
         # RFC 7888 §4: NO [TOOBIG] suits a message that is too large; BAD for
         # other arguments.
         status = errors.NO if is_append and not exc.fatal else errors.BAD
