@@ -17,6 +17,9 @@ class FailingDelivery:
         self.error = error
         self.calls = 0
 
+    def check_recipient(self, accounts: list) -> None:
+        """Accept every recipient at RCPT: these tests are about the end of data."""
+
     async def deliver(self, envelope: Envelope, blob: BlobRef) -> None:
         self.calls += 1
         raise self.error

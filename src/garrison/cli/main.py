@@ -239,6 +239,29 @@ def user_remove(address: str, config: ConfigOption = None) -> None:
         typer.echo(f"removed alias {alias} -> {address}")
 
 
+@user_app.command("quota")
+def user_quota(
+    address: str,
+    limit: Annotated[
+        str, typer.Argument(help="Storage quota in bytes, or 'none' for no limit.")
+    ],
+    config: ConfigOption = None,
+) -> None:
+    """Set an account's storage quota."""
+    if limit.lower() == "none":
+        quota_bytes = None
+    elif limit.isdigit():
+        quota_bytes = int(limit)
+    else:
+        fail(f"invalid quota {limit!r}; give a number of bytes or 'none'")
+    try:
+        account = open_directory(config).set_quota(address, quota_bytes)
+    except DirectoryError as exc:
+        fail(str(exc))
+    shown = "none" if account.quota_bytes is None else f"{account.quota_bytes} bytes"
+    typer.echo(f"quota of {account.address} set to {shown}")
+
+
 @user_app.command("passwd")
 def user_passwd(
     address: str, password_stdin: PasswordStdin = False, config: ConfigOption = None

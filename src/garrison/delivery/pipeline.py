@@ -8,6 +8,13 @@ transaction. When it returns, the message is durable for all recipients;
 when it raises `DeliveryError`, nothing was stored and the SMTP server
 replies with the error's code.
 
+Quota: `check_recipient` rejects, at RCPT time, a recipient whose every
+account is already over quota. At the end of data each account is checked
+again with the message size; accounts the message would put over quota are
+skipped, and only when every account is skipped does delivery fail, so one
+full mailbox does not fail the other recipients. The reply is 552 5.2.2, or
+452 4.2.2 when `smtp.over_quota` is "defer".
+
 Submitted mail (`Envelope.authenticated_as` set) is DKIM-signed first, when
 the sender's domain has a key, so local and remote recipients get the same
 signed copy. Recipients without accounts are remote: after the local
@@ -29,6 +36,8 @@ from typing import Protocol
 from garrison.delivery.signing import MessageSigner, SigningError
 from garrison.directory import Account
 from garrison.observability.log import event
+from garrison.smtp import replies
+from garrison.smtp.replies import Reply
 from garrison.store import BlobRef, MailStore, StoreError
 
 log = logging.getLogger("garrison.delivery")
@@ -99,6 +108,25 @@ class DeliveryPipeline:
         if self.signer is not None:
             self.signer.close()
 
+    def quota_error(self) -> DeliveryError:
+        """Return the error for mail to an account over quota, as configured."""
+        reply: Reply = replies.MAILBOX_FULL
+        if self.store.settings.smtp.over_quota == "defer":
+            reply = replies.MAILBOX_FULL_DEFER
+        return DeliveryError(
+            reply.code, reply.enhanced, reply.text, temporary=reply.is_temporary
+        )
+
+    def check_recipient(self, accounts: list[Account]) -> None:
+        """Raise DeliveryError when every account of a recipient is over quota."""
+        if not accounts:
+            return
+        for account in accounts:
+            limit = account.quota_bytes
+            if limit is None or self.store.account_usage(account.id) < limit:
+                return
+        raise self.quota_error()
+
     async def deliver(self, envelope: Envelope, blob: BlobRef) -> None:
         """Sign, store and queue the message; raise DeliveryError."""
         if envelope.authenticated_as and self.signer is not None:
@@ -116,7 +144,9 @@ class DeliveryPipeline:
             raise DeliveryError(554, "5.1.1", "no valid recipients", temporary=False)
         try:
             analysis = self.store.analyse_blob(blob)
-            uids = await self.store.deliver(account_ids, blob, analysis)
+            uids = await self.store.deliver(
+                account_ids, blob, analysis, skip_over_quota=True
+            )
         except (OSError, StoreError) as exc:
             event(
                 log, "delivery_failed", logging.ERROR,
@@ -125,10 +155,22 @@ class DeliveryPipeline:
             raise DeliveryError(
                 451, "4.3.0", "local delivery failed; try again later", temporary=True
             ) from exc
-        event(
-            log, "delivered", queue_id=envelope.queue_id, size=blob.size,
-            accounts=len(uids),
-        )
+        skipped = [account_id for account_id in account_ids if account_id not in uids]
+        if skipped:
+            # TODO: RFC 5321 §6.1 asks for a bounce to the sender for each
+            # skipped recipient; no DSN is sent yet, so only this log line
+            # records that they did not get the message.
+            event(
+                log, "quota_rejected", logging.WARNING, queue_id=envelope.queue_id,
+                size=blob.size, accounts=skipped,
+            )
+        if not uids and not remote:
+            raise self.quota_error()
+        if uids:
+            event(
+                log, "delivered", queue_id=envelope.queue_id, size=blob.size,
+                accounts=len(uids),
+            )
         if remote:
             # NOTE: the local copies are already committed; if queueing fails,
             # the client retries and local recipients get the message twice.

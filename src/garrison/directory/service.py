@@ -388,6 +388,17 @@ class Directory:
         )
         self._verified.pop(account.address, None)
 
+    def set_quota(self, address: str, quota_bytes: int | None) -> Account:
+        """Set an account's storage quota in bytes; None removes the limit."""
+        if quota_bytes is not None and quota_bytes < 0:
+            raise DirectoryError(f"invalid quota {quota_bytes}; use 0 or more bytes, or none")
+        account = self._existing_account(address)
+        self._write(
+            "UPDATE accounts SET quota_bytes = ? WHERE id = ?", (quota_bytes, account.id)
+        )
+        self._resolved.clear()
+        return Account(account.id, account.address, account.domain, quota_bytes)
+
     def remove_account(self, address: str) -> list[str]:
         """Delete an account with its mailboxes, messages and the aliases to it.
 

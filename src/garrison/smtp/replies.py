@@ -138,6 +138,9 @@ NEEDS_SMTPUTF8 = Reply(
     553, "5.6.7", "Non-ASCII address requires the SMTPUTF8 parameter"
 )
 USER_UNKNOWN = Reply(550, "5.1.1", "User unknown")
+# RFC 3463 §3.3: X.2.2 mailbox full; permanent (5) or transient (4).
+MAILBOX_FULL = Reply(552, "5.2.2", "Mailbox full: the recipient is over quota")
+MAILBOX_FULL_DEFER = Reply(452, "4.2.2", "Mailbox full: the recipient is over quota")
 RELAY_DENIED = Reply(554, "5.7.1", "Relay access denied")
 MESSAGE_TOO_BIG = Reply(552, "5.3.4", "Message size exceeds fixed maximum message size")
 DATA_LINE_TOO_LONG = Reply(

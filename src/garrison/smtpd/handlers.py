@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import logging
 
-from garrison.delivery import Recipient
+from garrison.delivery import DeliveryError, Recipient
 from garrison.observability.log import event
 from garrison.smtp import extensions, replies
+from garrison.smtp.replies import Reply
 from garrison.smtp.parser import (
     SMTPSyntaxError,
     parse_domain_argument,
@@ -172,6 +173,13 @@ async def handle_rcpt(session: Session, argument: str) -> None:
         return
     if resolution.kind != "local":
         session.reject("rcpt", replies.USER_UNKNOWN, address)
+        return
+
+    try:
+        # RFC 3463 §3.3: a mailbox already over quota is "mailbox full" (X.2.2).
+        session.server.delivery.check_recipient(resolution.accounts)
+    except DeliveryError as exc:
+        session.reject("rcpt", Reply(exc.code, exc.enhanced, exc.text), address)
         return
 
     # A recipient that is also forwarded elsewhere goes whole through the

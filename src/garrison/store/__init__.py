@@ -4,7 +4,13 @@ Entry point: `MailStore(settings)`. See `service` for the durability rules.
 """
 
 from garrison.store.blobs import BlobRef, BlobStore, BlobWriter
-from garrison.store.errors import MailboxExists, MailboxNotFound, StoreError
+from garrison.store.errors import (
+    MailboxExists,
+    MailboxNotFound,
+    QuotaExceeded,
+    StoreError,
+)
+from garrison.store.quota import QuotaUsage
 from garrison.store.service import (
     DELIMITER,
     INBOX,
@@ -30,5 +36,7 @@ __all__ = [
     "MailboxStatus",
     "MessageRecord",
     "ModSeq",
+    "QuotaExceeded",
+    "QuotaUsage",
     "StoreError",
 ]

@@ -11,3 +11,7 @@ class MailboxNotFound(StoreError):
 
 class MailboxExists(StoreError):
     """A mailbox with that name already exists."""
+
+
+class QuotaExceeded(StoreError):
+    """The change would put the account over its storage quota."""

@@ -29,6 +29,7 @@ from garrison.store import flags as flagbits
 from garrison.store.blobs import BlobRef, BlobStore
 from garrison.store.errors import MailboxExists, MailboxNotFound, StoreError
 from garrison.store.notify import ChangeHub
+from garrison.store.quota import QuotaUsage, fits, read_usage, require_fits
 from garrison.store.writer import GroupCommitWriter, Transaction
 
 UID = NewType("UID", int)
@@ -393,6 +394,15 @@ class MailStore:
             mailbox.highestmodseq, size,
         )
 
+    def deleted_usage(self, mailbox_id: int) -> tuple[int, int]:
+        """Return the count and total size of the messages flagged \\Deleted."""
+        count, size = self._read.execute(
+            "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM messages"
+            " WHERE mailbox_id = ? AND (flags & ?) != 0",
+            (mailbox_id, flagbits.DELETED),
+        ).fetchone()
+        return int(count), int(size)
+
     # -- messages: reads ----------------------------------------------------
 
     def uids(self, mailbox_id: int) -> list[int]:
@@ -518,7 +528,7 @@ class MailStore:
 
     def _insert_message(
         self, txn: Transaction, mailbox_id: int, blob: BlobRef, bits: int,
-        keywords: str, stamp: tuple[int, int],
+        keywords: str, stamp: tuple[int, int], check_quota: bool = False,
     ) -> tuple[int, int]:
         conn = txn.conn
         row = conn.execute(
@@ -530,6 +540,9 @@ class MailStore:
         if row is None:
             raise MailboxNotFound(f"mailbox {mailbox_id} does not exist")
         uid, modseq, uidvalidity, account_id = row
+        if check_quota:
+            # RFC 9208 §5.1: APPEND fails when the message exceeds the quota.
+            require_fits(conn, account_id, blob.size)
         conn.execute(
             "INSERT INTO messages(mailbox_id, uid, modseq, flags, keywords,"
             " internaldate, internaldate_tz, size, blob_id)"
@@ -603,7 +616,36 @@ class MailStore:
 
         def job(txn: Transaction) -> tuple[int, int]:
             self._register_blob(txn.conn, blob, analysis_json)
-            return self._insert_message(txn, mailbox_id, blob, bits, keywords, stamp)
+            return self._insert_message(
+                txn, mailbox_id, blob, bits, keywords, stamp, check_quota=True
+            )
+
+        return await self._writer.run(job)
+
+    async def append_blobs(
+        self,
+        mailbox_id: int,
+        items: Sequence[tuple[BlobRef, MessageAnalysis, Iterable[str], datetime | None]],
+    ) -> tuple[int, list[int]]:
+        """Add several committed blobs in one transaction; return (UIDVALIDITY, UIDs).
+
+        RFC 3502 §3: either every message is added or none is, so one
+        failure (quota, a deleted mailbox) raises and adds nothing.
+        """
+        rows = []
+        for blob, analysis, flags, internaldate in items:
+            bits, keywords = flagbits.pack(set(flags))
+            rows.append((blob, analysis.to_json(), bits, keywords, _stamp(internaldate)))
+
+        def job(txn: Transaction) -> tuple[int, list[int]]:
+            uidvalidity, uids = 0, []
+            for blob, analysis_json, bits, keywords, stamp in rows:
+                self._register_blob(txn.conn, blob, analysis_json)
+                uidvalidity, uid = self._insert_message(
+                    txn, mailbox_id, blob, bits, keywords, stamp, check_quota=True
+                )
+                uids.append(uid)
+            return uidvalidity, uids
 
         return await self._writer.run(job)
 
@@ -613,11 +655,14 @@ class MailStore:
         blob: BlobRef,
         analysis: MessageAnalysis,
         internaldate: datetime | None = None,
+        skip_over_quota: bool = False,
     ) -> dict[int, int]:
         """Put one message into the INBOX of every account, in one transaction.
 
         Returns the new UID per account id. Accounts without an INBOX get
-        their default mailboxes first.
+        their default mailboxes first. With `skip_over_quota`, accounts that
+        the message would put over their quota are left out of the
+        transaction and of the result.
         """
         stamp = _stamp(internaldate)
         analysis_json = analysis.to_json()
@@ -626,6 +671,8 @@ class MailStore:
             self._register_blob(txn.conn, blob, analysis_json)
             result: dict[int, int] = {}
             for account_id in dict.fromkeys(account_ids):
+                if skip_over_quota and not fits(txn.conn, account_id, blob.size):
+                    continue
                 row = txn.conn.execute(
                     "SELECT id FROM mailboxes WHERE account_id = ? AND name = ?",
                     (account_id, INBOX),
@@ -767,6 +814,10 @@ class MailStore:
         uidnext, account_id = conn.execute(
             "SELECT uidnext, account_id FROM mailboxes WHERE id = ?", (target,)
         ).fetchone()
+        if not remove:
+            # RFC 9208 §5.1: COPY fails when the copies exceed the quota. A
+            # move stays within one account, so its usage does not change.
+            require_fits(conn, account_id, sum(row[5] for row in rows))
         modseq = self._bump_modseq(conn, target)
         pairs: list[tuple[int, int]] = []
         inserts = []
@@ -808,6 +859,10 @@ class MailStore:
         return await self._writer.run(
             lambda txn: self._copy_rows(txn, mailbox_id, wanted, dest_mailbox_id, True)
         )
+
+    def quota_usage(self, account_id: int) -> QuotaUsage:
+        """Return the account's storage usage, quota and message count."""
+        return read_usage(self._read, account_id)
 
     def account_usage(self, account_id: int) -> int:
         """Return the bytes stored for the account."""
