@@ -1,0 +1,20 @@
+"""Each IMAP limit accepts exactly its configured value and rejects one more."""
+
+
+async def test_search_nesting_at_limit_is_accepted(alice):
+    depth = 32  # the default imap.max_search_depth
+    await alice.command("SELECT INBOX")
+    await alice.command("SEARCH " + "(" * depth + "ALL" + ")" * depth)
+    reply = await alice.command(
+        "SEARCH " + "(" * (depth + 1) + "ALL" + ")" * (depth + 1), expect="BAD"
+    )
+    assert b"nested deeper than 32 levels" in reply.text
+
+
+async def test_preauth_literal_total_is_reported(imap):
+    await imap.send(b"a1 LOGIN {5000+}\r\n" + b"u" * 5000 + b" {4000+}\r\n")
+    reply = await imap.collect("a1")
+    assert reply.status == "BAD"
+    assert b"[TOOBIG] Literals of 9000 bytes in one command exceed the limit of 8192" in (
+        reply.text
+    )
