@@ -220,9 +220,11 @@ def parse_fetch_att(cursor: Cursor) -> FetchAtt:
             "BODY", section=section, partial=partial, peek=name == "BODY.PEEK"
         )
     if name not in _SIMPLE_FETCH_ATTS:
-        raise cursor.fail(
-            f"invalid fetch attribute {name or chr(max(cursor.peek(), 0))!r}"
-        )
+        if name:
+            raise cursor.fail(f"invalid fetch attribute {name!r}")
+        if cursor.peek() < 0:
+            raise cursor.fail("missing fetch attribute")
+        raise cursor.fail(f"invalid fetch attribute starting with {chr(cursor.peek())!r}")
     return FetchAtt(name)
 
 
