@@ -18,3 +18,10 @@ async def test_preauth_literal_total_is_reported(imap):
     assert b"[TOOBIG] Literals of 9000 bytes in one command exceed the limit of 8192" in (
         reply.text
     )
+
+
+async def test_fetch_with_trailing_space_names_missing_attribute(alice):
+    await alice.command("SELECT INBOX")
+    reply = await alice.command("FETCH 1:* ", expect="BAD")
+    assert b"missing fetch attribute" in reply.text
+    assert b"\x00" not in reply.text
