@@ -90,9 +90,12 @@ def parse_message_number(text: str) -> int:
 def parse_line_count(text: str) -> int:
     """Parse the line-count argument of TOP (RFC 1939 §7: non-negative).
 
-    Raises CommandSyntaxError unless `text` is a decimal number of at most
-    ten digits.
+    A count with more digits than any message has lines means the whole
+    message, as RFC 1939 §7 says for a count beyond the body's end. Raises
+    CommandSyntaxError unless `text` is a decimal number.
     """
+    if text.isascii() and text.isdigit() and len(text) > _MAX_NUMBER_DIGITS:
+        return 10**_MAX_NUMBER_DIGITS
     return _parse_decimal(text, "line count")
 
 
