@@ -107,6 +107,12 @@ def test_line_count_allows_zero() -> None:
         parse_line_count("-1")
 
 
+def test_huge_line_count_means_whole_message() -> None:
+    assert parse_line_count("99999999999999") >= 10**10
+    with pytest.raises(CommandSyntaxError):
+        parse_line_count("9" * 30 + "x")
+
+
 @given(st.binary(max_size=300))
 def test_parse_command_raises_only_syntax_error(line: bytes) -> None:
     try:
