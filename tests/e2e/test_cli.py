@@ -165,3 +165,21 @@ def test_user_added_while_serving_can_log_in(garrison_process: GarrisonProcess):
         assert pop.stat() == (0, 0)
     finally:
         pop.quit()
+
+
+def test_user_quota_set_and_clear(garrison_setup: GarrisonProcess) -> None:
+    result = garrison_setup.cli("user", "quota", ALICE, "2048")
+    assert result.stdout.strip() == f"quota of {ALICE} set to 2048 bytes"
+    assert f"{ALICE}\tquota=2048" in lines(garrison_setup.cli("user", "list").stdout)
+    garrison_setup.cli("user", "quota", ALICE, "none")
+    assert f"{ALICE}\tquota=none" in lines(garrison_setup.cli("user", "list").stdout)
+
+
+def test_user_quota_invalid_input(shared_setup: GarrisonProcess) -> None:
+    assert_fails_naming(
+        shared_setup.cli("user", "quota", ALICE, "lots", check=False), "lots"
+    )
+    assert_fails_naming(
+        shared_setup.cli("user", "quota", "nobody@example.test", "10", check=False),
+        "nobody@example.test",
+    )
