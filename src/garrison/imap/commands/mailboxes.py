@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from garrison.imap import errors
+from garrison.imap import errors, utf7
 from garrison.imap.command import Command, ListArgs, MailboxArg, Rename, Status
 from garrison.imap.encoder import Response, flag_list
 from garrison.imap.encoder import mailbox as encode_mailbox
@@ -79,11 +79,16 @@ async def examine(session: Session, command: Command, response: Response):
 
 
 def _store_error(exc: StoreError) -> errors.IMAPError:
+    text = str(exc)
+    if not text.isascii():
+        # Response text is 7-bit (RFC 3501 §9 TEXT-CHAR); show mailbox names
+        # the way the client sent them, in modified UTF-7.
+        text = utf7.encode(text)
     if isinstance(exc, MailboxNotFound):
-        return no(str(exc), errors.NONEXISTENT)
+        return no(text, errors.NONEXISTENT)
     if isinstance(exc, MailboxExists):
-        return no(str(exc), errors.ALREADYEXISTS)
-    return no(str(exc), errors.CANNOT)
+        return no(text, errors.ALREADYEXISTS)
+    return no(text, errors.CANNOT)
 
 
 async def create(session: Session, command: Command, response: Response) -> None:
