@@ -25,3 +25,10 @@ async def test_fetch_with_trailing_space_names_missing_attribute(alice):
     reply = await alice.command("FETCH 1:* ", expect="BAD")
     assert b"missing fetch attribute" in reply.text
     assert b"\x00" not in reply.text
+
+
+async def test_existing_non_ascii_mailbox_is_named_in_utf7(alice):
+    await alice.command('CREATE "&Jjo-"')
+    reply = await alice.command('CREATE "&Jjo-"', expect="NO")
+    assert b"[ALREADYEXISTS]" in reply.text
+    assert b"&Jjo-" in reply.text
