@@ -204,3 +204,16 @@ async def test_log_has_no_password_or_payload(submission_server, caplog) -> None
     assert "result=ok" in text
     for secret in (PASSWORD, "wrong-password-2", response, wrong, b64(PASSWORD)):
         assert secret not in text
+
+
+async def test_mail_auth_parameter_accepted(submission_server) -> None:
+    async with Dialogue.connect(
+        submission_server.port("submissions"),
+        tls=submission_server.tls_client_context(),
+    ) as smtp:
+        await smtp.hello()
+        await smtp.command(f"AUTH PLAIN {plain_response()}", 235)
+        await smtp.command(f"MAIL FROM:<{ALICE}> AUTH=<>", 250)
+        await smtp.command("RSET", 250)
+        await smtp.command(f"MAIL FROM:<{ALICE}> AUTH=", 501, "5.5.4")
+        await smtp.command(f"MAIL FROM:<{ALICE}> AUTH={ALICE}", 250)

@@ -146,7 +146,7 @@ def submit_with_smtplib(port: int, context: ssl.SSLContext, implicit: bool) -> N
     with client as smtp:
         smtp.ehlo("client.example")
         if not implicit:
-            # RFC 3207: AUTH is not offered before TLS.
+            # Plaintext AUTH from loopback is off here, so AUTH needs TLS.
             assert not smtp.has_extn("auth")
             smtp.starttls(context=context)
             smtp.ehlo("client.example")

@@ -5,8 +5,8 @@ Each local domain has at most one key: RSA-2048 (rsa-sha256) or Ed25519
 `<selector>._domainkey.<domain>`. Private keys are stored unencrypted as
 PKCS#8 PEM, so the database file needs the same protection as the TLS key.
 
-`DKIMKeyStore.signing_key(domain)` is called for every submitted message;
-it caches loaded keys for `KEY_CACHE_SECONDS`, so a key generated or
+`DKIMKeyStore.signing_key(domain)` is called for every submitted message,
+so it caches loaded keys for `KEY_CACHE_SECONDS`. A key generated or
 removed by the CLI while the server runs takes effect within that time.
 """
 

@@ -22,8 +22,8 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 from garrison.dkim.canonical import RelaxedBodyHash, relaxed_header
 from garrison.dkim.keys import SigningKey
 
-# RFC 6376 §5.4.1 recommends signing these fields when present; the
-# verifier's view of From is what DKIM protects most.
+# RFC 6376 §5.4.1: sign the fields a reader sees or a reply uses. From
+# must always be signed.
 SIGNED_HEADERS = (
     "from",
     "sender",
@@ -71,7 +71,7 @@ def select_headers(
     """Choose the h= names and the fields they sign, in signing order.
 
     RFC 6376 §5.4.2: for a name listed n times, the last n instances are
-    signed from the bottom up; a name listed more often than it occurs
+    signed from the bottom up. A name listed more often than it occurs
     signs a null field, which is how oversigning works.
     """
     names: list[str] = []

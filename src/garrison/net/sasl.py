@@ -16,7 +16,7 @@ MAX_FIELD = 255
 
 
 class SASLFailure(enum.Enum):
-    """Why a SASL response was rejected."""
+    """Reason a SASL response was rejected."""
 
     INVALID_BASE64 = "invalid_base64"
     MALFORMED = "malformed"
@@ -24,7 +24,7 @@ class SASLFailure(enum.Enum):
 
 
 class SASLError(Exception):
-    """A SASL response could not be used; `failure` says why."""
+    """A SASL response could not be used; `failure` is the reason."""
 
     def __init__(self, failure: SASLFailure) -> None:
         super().__init__(failure.value)

@@ -49,7 +49,7 @@ _SASL_REPLIES = {
 
 
 class _Cancelled(Exception):
-    """The client answered a challenge with "*" (RFC 4954 §4)."""
+    """The client cancelled the exchange with "*" (RFC 4954 §4)."""
 
 
 def auth_allowed(session: Session) -> bool:

@@ -107,6 +107,14 @@ async def handle_mail(session: Session, argument: str) -> None:
             if not value or len(value) > 100:
                 session.reject("mail", replies.PARAMETER_SYNTAX)
                 return
+        elif keyword == extensions.AUTH and session.server.listener.auth:
+            # RFC 4954 §5: AUTH=mailbox or AUTH=<> names the original
+            # submitter. Garrison trusts no other server's claim, so it acts
+            # as if AUTH=<> was given: the value is checked and dropped.
+            if not value:
+                session.reject("mail", replies.PARAMETER_SYNTAX)
+                return
+            continue
         elif keyword == extensions.SMTPUTF8:
             # RFC 6531 §3.4: the SMTPUTF8 parameter has no value.
             if value is not None:

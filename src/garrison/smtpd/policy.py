@@ -5,7 +5,7 @@ reject it with. The rules come from the listener's settings:
 
 - `require_auth`: MAIL needs a prior AUTH (RFC 4954 §6, 530 5.7.0).
 - `check_sender`: an authenticated client's MAIL FROM must be its login
-  address or an alias that delivers to it (553 5.7.1); the null sender
+  address or an alias that delivers to it (553 5.7.1). The null sender
   counts as someone else's address.
 - `check_from_header`: the same rule for every From: header address, after
   DATA (550 5.7.1).

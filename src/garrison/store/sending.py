@@ -5,9 +5,9 @@ Every message an authenticated client submits adds one row to
 `[submission]` are checked against the rows of the last hour. The table
 lives in the shared database, so the count covers every worker process.
 
-NOTE: a check and the row it depends on are not one transaction: sessions
-of one account that run at the same moment can each pass the check, so
-the limit can be exceeded by the messages in flight at once.
+NOTE: a check and the row it depends on are not one transaction. Sessions
+of one account that run at the same moment can each pass the check, so the
+limit can be exceeded by the messages in flight at once.
 """
 
 from __future__ import annotations
