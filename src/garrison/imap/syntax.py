@@ -317,6 +317,11 @@ def parse_sequence_set(cursor: Cursor) -> SequenceSet:
             return SequenceSet(tuple(ranges))
 
 
+MAX_KEYWORD_LENGTH = 128
+MAX_FLAGS_PER_LIST = 100
+# TODO: the number of distinct keywords per mailbox is not limited yet.
+
+
 def parse_flag(cursor: Cursor) -> str:
     """flag = "\\Answered" / ... / keyword / flag-extension"""
     if cursor.take(b"\\"):
@@ -327,7 +332,12 @@ def parse_flag(cursor: Cursor) -> str:
             # a client; other backslash flags are not defined.
             raise cursor.fail(f"invalid system flag {name}")
         return system
-    return parse_atom(cursor).decode("ascii")
+    keyword = parse_atom(cursor).decode("ascii")
+    if len(keyword) > MAX_KEYWORD_LENGTH:
+        # Keywords are repeated in every FLAGS response of the mailbox, so a
+        # huge one would cost every later SELECT; Dovecot limits them too.
+        raise cursor.fail(f"keyword longer than {MAX_KEYWORD_LENGTH} characters")
+    return keyword
 
 
 def parse_flag_list(cursor: Cursor) -> frozenset[str]:
@@ -339,6 +349,8 @@ def parse_flag_list(cursor: Cursor) -> frozenset[str]:
         while not cursor.take(b")"):
             cursor.sp()
             flags.add(parse_flag(cursor))
+            if len(flags) > MAX_FLAGS_PER_LIST:
+                raise cursor.fail(f"more than {MAX_FLAGS_PER_LIST} flags in one list")
     return frozenset(flags)
 
 
