@@ -242,8 +242,8 @@ async def test_search_decoded_utf8_values(imap_server, alice):
 
 async def test_search_bad_charset(alice):
     await alice.command("SELECT INBOX")
-    reply = await alice.command("SEARCH CHARSET KOI8-R SUBJECT x", expect="NO")
-    assert reply.text.startswith(b"[BADCHARSET (UTF-8 US-ASCII)]")
+    reply = await alice.command("SEARCH CHARSET X-NO-SUCH SUBJECT x", expect="NO")
+    assert reply.text.startswith(b"[BADCHARSET (UTF-8 US-ASCII ")
     reply = await alice.command(
         b"SEARCH CHARSET US-ASCII SUBJECT {2+}\r\n\xc3\xa4", expect="BAD"
     )

@@ -153,6 +153,11 @@ async def test_id_namespace_enable(alice):
     assert reply.untagged == [b'ID ("name" "Garrison" "vendor" "Garrison")']
     reply = await alice.command("NAMESPACE")
     assert reply.untagged == [b'NAMESPACE (("" "/")) NIL NIL']
+    reply = await alice.command("ENABLE X-UNKNOWN")
+    assert reply.untagged == [b"ENABLED"]
+    reply = await alice.command("ENABLE CONDSTORE X-UNKNOWN")
+    assert reply.untagged == [b"ENABLED CONDSTORE"]
+    # RFC 5161 §3.1: only newly enabled extensions are listed.
     reply = await alice.command("ENABLE CONDSTORE")
     assert reply.untagged == [b"ENABLED"]
 

@@ -115,6 +115,21 @@ vanished = Table(
     Column("modseq", Integer, nullable=False),
 )
 
+# Full-text search (garrison.store.fulltext): one row per indexed blob. Its
+# `id` is the rowid of the blob's row in the FTS5 table `search_text`,
+# which SQLAlchemy cannot declare; migration 0004 creates it.
+search_docs = Table(
+    "search_docs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("blob_id", String(64), ForeignKey("blobs.id"), nullable=False, unique=True),
+)
+
+# Virtual tables made by migrations outside this metadata. SQLite adds
+# shadow tables named after each (search_text_data and so on), so schema
+# comparisons skip every table whose name starts with one of these.
+VIRTUAL_TABLES = ("search_text",)
+
 settings_kv = Table(
     "settings",
     metadata,

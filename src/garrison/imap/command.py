@@ -87,6 +87,29 @@ class MailboxArg:
 
 
 @dataclass(frozen=True, slots=True)
+class QResyncParams:
+    """The QRESYNC select parameter (RFC 7162 §3.2.5).
+
+    `known_uids` is None when the client sent none; `seq_match` pairs the
+    client's sequence numbers with their UIDs, both as sequence sets.
+    """
+
+    uidvalidity: int
+    modseq: int
+    known_uids: SequenceSet | None = None
+    seq_match: tuple[SequenceSet, SequenceSet] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Select:
+    """Arguments of SELECT and EXAMINE with their RFC 4466 select parameters."""
+
+    mailbox: str
+    condstore: bool = False
+    qresync: QResyncParams | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Rename:
     old: str
     new: str
@@ -143,6 +166,9 @@ class FetchAtt:
 class Fetch:
     sequence_set: SequenceSet
     atts: tuple[FetchAtt, ...]
+    # RFC 7162 §3.1.4 and §3.2.6: the CHANGEDSINCE and VANISHED modifiers.
+    changed_since: int | None = None
+    vanished: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +178,8 @@ class Store:
     operation: str
     silent: bool
     flags: frozenset[str]
+    # RFC 7162 §3.1.3: the UNCHANGEDSINCE modifier.
+    unchanged_since: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +210,9 @@ class SearchKey:
 class Search:
     charset: str | None
     key: SearchKey
+    # RFC 4731 §3: the RETURN options, upper-cased; None without RETURN.
+    # An empty RETURN () means ALL.
+    return_options: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)

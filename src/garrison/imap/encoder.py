@@ -57,8 +57,14 @@ def nstring(data: bytes | str | None) -> bytes:
     return b"NIL" if data is None else string(data)
 
 
-def mailbox(name: str) -> bytes:
-    """Encode a mailbox name in modified UTF-7 as a string."""
+def mailbox(name: str, utf8: bool = False) -> bytes:
+    """Encode a mailbox name as a string, in modified UTF-7 unless `utf8`.
+
+    RFC 9051 §5.1 and RFC 6855 §3: UTF-8 names once IMAP4rev2 or
+    UTF8=ACCEPT is enabled.
+    """
+    if utf8:
+        return string(name)
     return string(utf7.encode(name).encode("ascii"))
 
 

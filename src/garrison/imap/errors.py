@@ -29,7 +29,12 @@ INUSE = "INUSE"
 # RFC 7888 §4.
 TOOBIG = "TOOBIG"
 # RFC 5182 / RFC 3501 §6.4.4.
-BADCHARSET = "BADCHARSET (UTF-8 US-ASCII)"
+# The list names common charsets; SEARCH accepts every label that
+# garrison.message.charsets knows.
+BADCHARSET = (
+    "BADCHARSET (UTF-8 US-ASCII ISO-8859-1 WINDOWS-1252 GB2312 GBK GB18030 BIG5"
+    " SHIFT_JIS EUC-JP ISO-2022-JP EUC-KR KOI8-R)"
+)
 
 OK = "OK"
 NO = "NO"

@@ -37,8 +37,16 @@ from garrison.imap.command import (
     Search,
     SearchKey,
     Section,
+    Select,
     Status,
     Store,
+)
+from garrison.imap.modifiers import (
+    parse_fetch_modifiers,
+    parse_search_modseq,
+    parse_search_return_opts,
+    parse_select_params,
+    parse_store_modifiers,
 )
 from garrison.imap.syntax import (
     ASTRING_CHARS,
@@ -101,6 +109,8 @@ _SIMPLE_FETCH_ATTS = frozenset(
         "BODY",
         "BODYSTRUCTURE",
         "UID",
+        # RFC 7162 §3.1.4.
+        "MODSEQ",
     }
 )
 _SECTION_TEXTS = frozenset(
@@ -113,8 +123,10 @@ _SECTION_WORD_CHARS = frozenset(
     b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz."
 )
 
-# RFC 3501 §6.3.10: the STATUS data items.
-STATUS_ITEMS = frozenset({"MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN"})
+# RFC 3501 §6.3.10 and RFC 7162 §3.1.6 (HIGHESTMODSEQ): the STATUS data items.
+STATUS_ITEMS = frozenset(
+    {"MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ"}
+)
 
 # Search keys by argument shape (RFC 3501 §6.4.4).
 _SEARCH_FLAG_KEYS = frozenset(
@@ -140,6 +152,8 @@ _SEARCH_DATE_KEYS = frozenset(
     {"BEFORE", "ON", "SINCE", "SENTBEFORE", "SENTON", "SENTSINCE"}
 )
 _SEARCH_NUMBER_KEYS = frozenset({"LARGER", "SMALLER"})
+# RFC 5032 §3: OLDER and YOUNGER take an interval in seconds.
+_SEARCH_INTERVAL_KEYS = frozenset({"OLDER", "YOUNGER"})
 _SEARCH_KEYWORD_KEYS = frozenset({"KEYWORD", "UNKEYWORD"})
 
 # RFC 2971 §3.3: at most 30 field-value pairs.
@@ -237,15 +251,18 @@ def _parse_fetch_args(cursor: Cursor) -> Fetch:
         while not cursor.take(b")"):
             cursor.sp()
             atts.append(parse_fetch_att(cursor))
+    else:
+        start = cursor.pos
+        word = cursor.run(ATOM_CHARS).decode("ascii").upper()
+        if word in _FETCH_MACROS and cursor.peek() != ord("["):
+            atts = [FetchAtt(name) for name in _FETCH_MACROS[word]]
+        else:
+            cursor.pos = start
+            atts = [parse_fetch_att(cursor)]
+    if cursor.at_end():
         return Fetch(sequence_set, tuple(atts))
-    start = cursor.pos
-    word = cursor.run(ATOM_CHARS).decode("ascii").upper()
-    if word in _FETCH_MACROS and cursor.peek() != ord("["):
-        return Fetch(
-            sequence_set, tuple(FetchAtt(name) for name in _FETCH_MACROS[word])
-        )
-    cursor.pos = start
-    return Fetch(sequence_set, (parse_fetch_att(cursor),))
+    changed_since, vanished = parse_fetch_modifiers(cursor)
+    return Fetch(sequence_set, tuple(atts), changed_since, vanished)
 
 
 # --- SEARCH ----------------------------------------------------------------
@@ -262,7 +279,8 @@ def parse_search_key(cursor: Cursor, depth: int, max_depth: int) -> SearchKey:
             children.append(parse_search_key(cursor, depth + 1, max_depth))
         return SearchKey("AND", children=tuple(children))
     next_byte = cursor.peek()
-    if next_byte == ord("*") or 0x30 <= next_byte <= 0x39:
+    # RFC 5182 §3: "$" is a sequence set too.
+    if next_byte in (ord("*"), ord("$")) or 0x30 <= next_byte <= 0x39:
         return SearchKey("SEQSET", parse_sequence_set(cursor))
     name = cursor.run(ATOM_CHARS).decode("ascii").upper()
     if name in _SEARCH_FLAG_KEYS:
@@ -276,6 +294,10 @@ def parse_search_key(cursor: Cursor, depth: int, max_depth: int) -> SearchKey:
         return SearchKey(name, parse_date(cursor))
     if name in _SEARCH_NUMBER_KEYS:
         return SearchKey(name, parse_number(cursor))
+    if name in _SEARCH_INTERVAL_KEYS:
+        return SearchKey(name, parse_nz_number(cursor))
+    if name == "MODSEQ":
+        return SearchKey(name, parse_search_modseq(cursor))
     if name in _SEARCH_KEYWORD_KEYS:
         return SearchKey(name, parse_atom(cursor).decode("ascii"))
     if name == "HEADER":
@@ -298,6 +320,10 @@ def parse_search_key(cursor: Cursor, depth: int, max_depth: int) -> SearchKey:
 
 def _parse_search_args(cursor: Cursor, max_depth: int) -> Search:
     cursor.sp()
+    return_options = None
+    if cursor.take(b"RETURN "):
+        return_options = parse_search_return_opts(cursor)
+        cursor.sp()
     charset = None
     start = cursor.pos
     if cursor.take(b"CHARSET "):
@@ -310,7 +336,7 @@ def _parse_search_args(cursor: Cursor, max_depth: int) -> Search:
         cursor.sp()
         keys.append(parse_search_key(cursor, 0, max_depth))
     key = keys[0] if len(keys) == 1 else SearchKey("AND", children=tuple(keys))
-    return Search(charset, key)
+    return Search(charset, key, return_options)
 
 
 # --- other commands --------------------------------------------------------
@@ -339,6 +365,17 @@ def _parse_authenticate(cursor: Cursor) -> Authenticate:
 def _parse_mailbox_arg(cursor: Cursor) -> MailboxArg:
     cursor.sp()
     return MailboxArg(parse_mailbox(cursor))
+
+
+def _parse_select(cursor: Cursor) -> Select:
+    cursor.sp()
+    mailbox = parse_mailbox(cursor)
+    if cursor.at_end():
+        return Select(mailbox)
+    # RFC 4466 §2.1 and RFC 7162 §3.1.8, §3.2.5: select parameters.
+    cursor.sp()
+    condstore, qresync = parse_select_params(cursor)
+    return Select(mailbox, condstore, qresync)
 
 
 def _parse_rename(cursor: Cursor) -> Rename:
@@ -394,6 +431,9 @@ def _parse_store(cursor: Cursor) -> Store:
     cursor.sp()
     sequence_set = parse_sequence_set(cursor)
     cursor.sp()
+    unchanged_since = None
+    if cursor.peek() == ord("("):
+        unchanged_since = parse_store_modifiers(cursor)
     operation = "replace"
     if cursor.take(b"+"):
         operation = "add"
@@ -410,7 +450,7 @@ def _parse_store(cursor: Cursor) -> Store:
             cursor.sp()
             flag_set.add(parse_flag(cursor))
         flags = frozenset(flag_set)
-    return Store(sequence_set, operation, silent, flags)
+    return Store(sequence_set, operation, silent, flags, unchanged_since)
 
 
 def _parse_copy(cursor: Cursor) -> CopyArgs:
@@ -471,9 +511,9 @@ _COMMANDS: dict[str, _ArgParser] = {
     "ID": _parse_id,
     "ENABLE": _parse_enable,
     "NAMESPACE": _no_args,
-    "SELECT": _parse_mailbox_arg,
-    "EXAMINE": _parse_mailbox_arg,
     "CREATE": _parse_mailbox_arg,
+    "SELECT": _parse_select,
+    "EXAMINE": _parse_select,
     "DELETE": _parse_mailbox_arg,
     "RENAME": _parse_rename,
     "SUBSCRIBE": _parse_mailbox_arg,
@@ -511,13 +551,18 @@ def parse_command(
     literals: Sequence[LiteralData] = (),
     *,
     max_search_depth: int = DEFAULT_MAX_SEARCH_DEPTH,
+    utf8_mailboxes: bool = False,
 ) -> Command:
     """Parse one complete command.
+
+    With `utf8_mailboxes` (IMAP4rev2 or UTF8=ACCEPT enabled), mailbox names
+    are read as UTF-8 instead of modified UTF-7.
 
     Raises `ParseError`; its `tag` is set as soon as the tag was read, so the
     caller can reply with a tagged BAD.
     """
     cursor = Cursor(lines, literals)
+    cursor.utf8_mailboxes = utf8_mailboxes
     tag = parse_tag(cursor)
     cursor.sp()
     name = cursor.run(ATOM_CHARS).decode("ascii").upper()

@@ -18,10 +18,29 @@ from __future__ import annotations
 import asyncio
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from garrison.imap.encoder import Response, flag_list
-from garrison.imap.types import UID, ModSeq, SeqNum, SequenceSet
+from garrison.imap.types import UID, ModSeq, SeqNum, SequenceSet, format_uid_set
 from garrison.store import Mailbox, MailStore, MessageRecord
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateStyle:
+    """How unsolicited updates are worded for the session's enabled extensions.
+
+    `modseq`: FETCH updates carry MODSEQ (RFC 7162 §3.1.4, after CONDSTORE).
+    `vanished`: VANISHED replaces EXPUNGE (RFC 7162 §3.2.10, after QRESYNC).
+    `recent`: EXISTS is followed by RECENT (RFC 3501 §7.3.2; RFC 9051
+    dropped RECENT).
+    """
+
+    modseq: bool = False
+    vanished: bool = False
+    recent: bool = True
+
+
+REV1_STYLE = UpdateStyle()
 
 
 class InvalidSequenceNumber(Exception):
@@ -49,6 +68,8 @@ class SelectedMailbox:
         }
         self.modseq = ModSeq(modseq)
         self.pending_expunges: set[int] = set()
+        # RFC 5182 §2.1: the UIDs saved by SEARCH RETURN (SAVE), for "$".
+        self.saved_uids: list[int] = []
         self.changed = False
         self.wakeup = asyncio.Event()
         store.subscribe(self.mailbox_id, self.on_change)
@@ -106,7 +127,22 @@ class SelectedMailbox:
             indexes.update(range(start, end))
         return [(SeqNum(index + 1), self.uids[index]) for index in sorted(indexes)]
 
+    def resolve_saved(self) -> list[tuple[SeqNum, UID]]:
+        """Return (sequence number, UID) pairs of the saved search result.
+
+        RFC 5182 §2.1: expunged messages drop out of the saved result, so
+        only UIDs still in the sequence map count.
+        """
+        pairs = []
+        for uid in self.saved_uids:
+            seq = self.seq_of(uid)
+            if seq is not None:
+                pairs.append((seq, UID(uid)))
+        return pairs
+
     def resolve(self, sequence_set: SequenceSet, uid: bool) -> list[tuple[SeqNum, UID]]:
+        if sequence_set.saved:
+            return self.resolve_saved()
         if uid:
             return self.resolve_uid_set(sequence_set)
         return self.resolve_sequence_set(sequence_set)
@@ -119,15 +155,17 @@ class SelectedMailbox:
             if record.uid in self.flags:
                 self.flags[record.uid] = record.flags
 
-    def refresh(self, response: Response, allow_expunge: bool) -> None:
+    def refresh(
+        self, response: Response, allow_expunge: bool, style: UpdateStyle = REV1_STYLE
+    ) -> None:
         """Add untagged EXPUNGE, EXISTS and FETCH FLAGS for changes since last time."""
         if self.changed:
             self.changed = False
-            self._read_changes(response)
+            self._read_changes(response, style)
         if allow_expunge and self.pending_expunges:
-            self._announce_expunges(response)
+            self._announce_expunges(response, style)
 
-    def _read_changes(self, response: Response) -> None:
+    def _read_changes(self, response: Response, style: UpdateStyle) -> None:
         mailbox = self.store.mailbox_by_id(self.mailbox_id)
         # Read the watermark first: a change committed after it has a larger
         # MODSEQ and is read again on the next refresh, which is harmless
@@ -151,32 +189,46 @@ class SelectedMailbox:
             self.flags[record.uid] = record.flags
             seq = self.seq_of(record.uid)
             if seq is not None and record.uid not in self.pending_expunges:
-                response.untagged(
-                    b"%d FETCH (UID %d FLAGS %s)"
-                    % (seq, record.uid, flag_list(record.flags))
+                line = b"%d FETCH (UID %d FLAGS %s" % (
+                    seq,
+                    record.uid,
+                    flag_list(record.flags),
                 )
+                if style.modseq:
+                    # RFC 7162 §3.2: unsolicited FETCH carries MODSEQ.
+                    line += b" MODSEQ (%d)" % record.modseq
+                response.untagged(line + b")")
         if new_uids:
             self.uids.extend(UID(uid) for uid in new_uids)
             response.untagged(b"%d EXISTS" % len(self.uids))
-            # RFC 3501 §7.3.2: RECENT accompanies EXISTS; no message is recent
-            # in this store.
-            response.untagged(b"0 RECENT")
+            if style.recent:
+                # RFC 3501 §7.3.2: RECENT accompanies EXISTS; no message is
+                # recent in this store.
+                response.untagged(b"0 RECENT")
         self.modseq = ModSeq(max(self.modseq, watermark))
 
-    def _announce_expunges(self, response: Response) -> None:
-        # RFC 3501 §7.4.1: each EXPUNGE renumbers the following messages, so
-        # announce from the highest sequence number down; then the numbers
-        # sent are valid at the moment each line is read.
+    def _announce_expunges(self, response: Response, style: UpdateStyle) -> None:
         gone = self.pending_expunges
-        for index in range(len(self.uids) - 1, -1, -1):
-            if self.uids[index] in gone:
-                response.untagged(b"%d EXPUNGE" % (index + 1))
+        if style.vanished:
+            # RFC 7162 §3.2.10: one VANISHED with the UIDs replaces EXPUNGE.
+            announced = sorted(uid for uid in self.uids if uid in gone)
+            if announced:
+                response.untagged("VANISHED " + format_uid_set(announced))
+        else:
+            # RFC 3501 §7.4.1: each EXPUNGE renumbers the following messages,
+            # so announce from the highest sequence number down; then the
+            # numbers sent are valid at the moment each line is read.
+            for index in range(len(self.uids) - 1, -1, -1):
+                if self.uids[index] in gone:
+                    response.untagged(b"%d EXPUNGE" % (index + 1))
         self.uids = [uid for uid in self.uids if uid not in gone]
         for uid in gone:
             self.flags.pop(uid, None)
         self.pending_expunges = set()
 
-    def remove_expunged(self, uids: Iterable[int], response: Response) -> None:
+    def remove_expunged(
+        self, uids: Iterable[int], response: Response, style: UpdateStyle = REV1_STYLE
+    ) -> None:
         """Announce UIDs this session expunged itself (EXPUNGE, MOVE, CLOSE)."""
         self.pending_expunges.update(uid for uid in uids if uid in self.flags)
-        self._announce_expunges(response)
+        self._announce_expunges(response, style)

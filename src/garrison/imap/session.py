@@ -37,7 +37,7 @@ from garrison.imap.reader import (
     LineTooLong,
     LiteralTooBig,
 )
-from garrison.imap.selected import SelectedMailbox
+from garrison.imap.selected import SelectedMailbox, UpdateStyle
 from garrison.observability.log import event
 from garrison.store import MailboxNotFound
 
@@ -87,6 +87,14 @@ ALREADY_SENT = ("", "already-sent")
 # Filled by garrison.imap.commands at import time.
 COMMANDS: dict[str, CommandSpec] = {}
 
+# RFC 5161 §3.1: the extensions ENABLE can switch on, by upper-cased name,
+# mapped to the spelling that the ENABLED response uses.
+ENABLEABLE = {
+    "CONDSTORE": "CONDSTORE",
+    "QRESYNC": "QRESYNC",
+    "IMAP4REV2": "IMAP4rev2",
+}
+
 # Failed LOGIN/AUTHENTICATE attempts before the server hangs up.
 MAX_AUTH_FAILURES = 3
 # Consecutive BAD responses before the server hangs up on a broken client.
@@ -128,6 +136,9 @@ class Session:
         self.account: Account | None = None
         self.username: str | None = None
         self.selected: SelectedMailbox | None = None
+        # Extensions switched on by ENABLE or implicitly (RFC 7162 §3.1:
+        # CONDSTORE by its first use), by the names in ENABLEABLE.
+        self.enabled: set[str] = set()
         self.auth_failures = 0
         self.bad_commands = 0
         self.commands = 0
@@ -142,12 +153,46 @@ class Session:
         return self.loopback and self.settings.tls.allow_plaintext_auth_from_loopback
 
     @property
+    def condstore(self) -> bool:
+        """True once CONDSTORE is on; QRESYNC implies it (RFC 7162 §3.2.3)."""
+        return "CONDSTORE" in self.enabled or "QRESYNC" in self.enabled
+
+    @property
+    def qresync(self) -> bool:
+        return "QRESYNC" in self.enabled
+
+    @property
+    def rev2(self) -> bool:
+        """True after ENABLE IMAP4rev2 (RFC 9051 §2.3 and Appendix E)."""
+        return "IMAP4REV2" in self.enabled
+
+    @property
+    def utf8_mailboxes(self) -> bool:
+        """True when mailbox names travel as UTF-8 (RFC 9051 §5.1, RFC 6855 §3)."""
+        return self.rev2 or "UTF8=ACCEPT" in self.enabled
+
+    @property
+    def update_style(self) -> UpdateStyle:
+        return UpdateStyle(
+            modseq=self.condstore, vanished=self.qresync, recent=not self.rev2
+        )
+
+    @property
     def starttls_available(self) -> bool:
         return not self.tls_active and self.server.listener.tls == "starttls"
 
     def capabilities(self) -> list[str]:
         """Return the capabilities valid in the current state (RFC 3501 §7.2.1)."""
-        caps = ["IMAP4rev1", "LITERAL+", "SASL-IR", "ID", "ENABLE", "IDLE", "NAMESPACE"]
+        caps = [
+            "IMAP4rev1",
+            "IMAP4rev2",
+            "LITERAL+",
+            "SASL-IR",
+            "ID",
+            "ENABLE",
+            "IDLE",
+            "NAMESPACE",
+        ]
         if self.state == State.NOT_AUTHENTICATED:
             if self.starttls_available:
                 caps.append("STARTTLS")
@@ -158,6 +203,8 @@ class Session:
                 caps.append("LOGINDISABLED")
             return caps
         caps += ["UIDPLUS", "MOVE", "UNSELECT", "CHILDREN", "SPECIAL-USE"]
+        # RFC 7162, RFC 4731, RFC 5182, RFC 5032.
+        caps += ["CONDSTORE", "QRESYNC", "ESEARCH", "SEARCHRES", "WITHIN"]
         return caps
 
     @property
@@ -205,7 +252,7 @@ class Session:
         if self.selected is None:
             return
         try:
-            self.selected.refresh(response, allow_expunge)
+            self.selected.refresh(response, allow_expunge, self.update_style)
         except MailboxNotFound:
             self.unselect()
             raise EndSession("Selected mailbox was deleted") from None
@@ -311,7 +358,10 @@ class Session:
         response = Response()
         try:
             command = parse_command(
-                lines, literals, max_search_depth=self.settings.imap.max_search_depth
+                lines,
+                literals,
+                max_search_depth=self.settings.imap.max_search_depth,
+                utf8_mailboxes=self.utf8_mailboxes,
             )
         except ParseError as exc:
             self.bad_commands += 1

@@ -92,7 +92,9 @@ MAX_STRING_LITERAL = 1 << 20
 class Cursor:
     """A read position in a command: the current line plus the literals."""
 
-    __slots__ = ("lines", "literals", "line_index", "pos", "buf", "tag")
+    __slots__ = (
+        "lines", "literals", "line_index", "pos", "buf", "tag", "utf8_mailboxes"
+    )
 
     def __init__(self, lines: Sequence[bytes], literals: Sequence[LiteralData] = ()):
         if len(literals) != len(lines) - 1:
@@ -103,6 +105,9 @@ class Cursor:
         self.pos = 0
         self.buf = lines[0]
         self.tag: str | None = None
+        # RFC 9051 §5.1 and RFC 6855 §3: mailbox names are UTF-8, not
+        # modified UTF-7, once the session enabled IMAP4rev2 or UTF8=ACCEPT.
+        self.utf8_mailboxes = False
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Cursor:
@@ -272,10 +277,16 @@ def decode_mailbox(cursor: Cursor, raw: bytes) -> str:
     # RFC 3501 §5.1: INBOX is case-insensitive.
     if raw.upper() == b"INBOX":
         return "INBOX"
-    try:
-        name = utf7.decode(raw)
-    except utf7.UTF7Error as exc:
-        raise cursor.fail(f"invalid mailbox name: {exc}") from None
+    if cursor.utf8_mailboxes:
+        try:
+            name = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise cursor.fail("invalid mailbox name: not valid UTF-8") from None
+    else:
+        try:
+            name = utf7.decode(raw)
+        except utf7.UTF7Error as exc:
+            raise cursor.fail(f"invalid mailbox name: {exc}") from None
     if name.upper().startswith("INBOX/"):
         name = "INBOX" + name[5:]
     return name
@@ -307,7 +318,12 @@ def parse_seq_number(cursor: Cursor) -> int:
 
 
 def parse_sequence_set(cursor: Cursor) -> SequenceSet:
-    """sequence-set = (seq-number / seq-range) *("," sequence-set)"""
+    """sequence-set = (seq-number / seq-range) *("," sequence-set) / "$"
+
+    RFC 5182 §3: "$" stands alone and names the saved search result.
+    """
+    if cursor.take(b"$"):
+        return SequenceSet((), saved=True)
     ranges = []
     while True:
         low = parse_seq_number(cursor)

@@ -33,6 +33,9 @@ class SequenceSet:
     """
 
     ranges: tuple[tuple[int, int], ...]
+    # RFC 5182 §2.1: "$", the result saved by the last SEARCH RETURN (SAVE).
+    # Its `ranges` are empty; the session resolves it.
+    saved: bool = False
 
     def resolve(self, largest: int) -> tuple[tuple[int, int], ...]:
         """Return the ranges with `*` replaced by `largest`, each ordered low to high.
@@ -74,6 +77,8 @@ class SequenceSet:
             last = max(last, high)
 
     def __str__(self) -> str:
+        if self.saved:
+            return "$"
         parts = []
         for low, high in self.ranges:
             low_text = "*" if low == STAR else str(low)

@@ -1,9 +1,10 @@
 """Plain text of a message for full-text search.
 
-Entry point: `extract_text(data, parts, limit)` returns the decoded header
-fields, attachment file names and text parts (base64 and quoted-printable
-decoded, charset decoded, HTML reduced to its text) of a message, cut at
-`limit` characters.
+Entry points: `extract_search_text(data, parts, limit)` returns the
+decoded top-level header fields and, separately, the body text: attachment
+file names, the header fields of encapsulated messages and the text parts
+(base64 and quoted-printable decoded, charset decoded, HTML reduced to its
+text), together cut at `limit` characters. `extract_text` joins the two.
 
 Memory: each part is sliced and decoded only as far as the remaining
 character budget needs, so a 100 MB body costs a few times `limit`, not a
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import binascii
 import html
+from dataclasses import dataclass
 
 from garrison.message import charsets
 from garrison.message.headers import (
@@ -137,6 +139,19 @@ def _file_names(data: bytes, part: dict) -> list[str]:
     return [name for name in names if name]
 
 
+@dataclass(frozen=True, slots=True)
+class SearchText:
+    """Decoded text of one message, split as IMAP SEARCH needs it.
+
+    `headers` contains the top-level header fields as "Name: value" lines;
+    `body` contains everything after them (RFC 3501 §6.4.4: BODY searches
+    the body only, TEXT searches both).
+    """
+
+    headers: str
+    body: str
+
+
 def extract_text(data: bytes, parts: dict | None = None, limit: int = 1_000_000) -> str:
     """Return searchable text: headers, file names and text parts, up to `limit` chars.
 
@@ -144,11 +159,34 @@ def extract_text(data: bytes, parts: dict | None = None, limit: int = 1_000_000)
     first. Headers of encapsulated messages are included. Never raises on
     message content.
     """
+    text = extract_search_text(data, parts, limit)
+    if not text.headers:
+        return text.body[:limit]
+    return (text.headers + "\n" + text.body)[:limit]
+
+
+def extract_search_text(
+    data: bytes, parts: dict | None = None, limit: int = 1_000_000
+) -> SearchText:
+    """Return the top-level header text and the body text, together at most `limit` chars.
+
+    The arguments are those of `extract_text`. Never raises on message
+    content.
+    """
     if parts is None:
         parts = scan(data, Limits()).to_dict()
+    header_lines = _header_text(data[parts["hs"] : parts["bs"]])
+    headers = "\n".join(header_lines)[:limit]
+    body = _body_text(data, parts, limit - len(headers) - 1)
+    return SearchText(headers, body)
+
+
+def _body_text(data: bytes, parts: dict, limit: int) -> str:
     chunks: list[str] = []
     remaining = limit
-    stack = [(parts, True)]
+    # The root's own header block is not body text, so it starts as a leaf
+    # or container without its header lines.
+    stack = [(parts, False)]
     while stack and remaining > 0:
         node, is_message = stack.pop()
         if is_message:
@@ -168,4 +206,4 @@ def extract_text(data: bytes, parts: dict | None = None, limit: int = 1_000_000)
             text = _part_text(data, node, remaining)
             chunks.append(text)
             remaining -= len(text) + 1
-    return "\n".join(chunks)[:limit]
+    return "\n".join(chunks)[: max(limit, 0)]

@@ -183,9 +183,7 @@ class SMTPServer:
         io = session.io
         connection = session.connection
         while True:
-            # A BDAT transaction under way may send its remaining chunks
-            # within the grace period, as a DATA transaction may.
-            if self.closing and not session.transaction.chunking:
+            if self.closing:
                 io.send(self._shutdown_reply)
                 return "shutdown"
 
@@ -286,16 +284,15 @@ class SMTPServer:
     async def shutdown(self) -> None:
         """End every session cleanly; return when all have ended.
 
-        Idle sessions get 421 4.3.2 at once. Sessions inside a command or
-        between the chunks of a BDAT transaction get `shutdown_grace`
-        seconds to reach the next command,
+        Idle sessions get 421 4.3.2 at once. Sessions inside a
+        command get `shutdown_grace` seconds to reach the next command,
         where they also get 421. After that, sessions still receiving data
         are cancelled (421, blob aborted). A session that is delivering a
         committed message is never cancelled.
         """
         self.closing = True
         for session, task in list(self._sessions.items()):
-            if session.phase == "idle" and not session.transaction.chunking:
+            if session.phase == "idle":
                 task.cancel()
         pending = list(self._sessions.values())
         if pending:

@@ -28,6 +28,12 @@ from garrison.message import MessageAnalysis, analyse
 from garrison.store import flags as flagbits
 from garrison.store.blobs import BlobRef, BlobStore
 from garrison.store.errors import MailboxExists, MailboxNotFound, StoreError
+from garrison.store.fulltext import (
+    FullTextIndex,
+    SearchDocument,
+    build_document,
+    index_document,
+)
 from garrison.store.notify import ChangeHub
 from garrison.store.quota import QuotaUsage, fits, read_usage, require_fits
 from garrison.store.writer import GroupCommitWriter, Transaction
@@ -146,6 +152,7 @@ class MailStore:
             settings.db_path, self._after_commit, settings.store.group_commit_max
         )
         self._read = connect(settings.db_path)
+        self.fulltext = FullTextIndex(self._read)
         self._meta_cache: OrderedDict[str, MessageAnalysis] = OrderedDict()
         self._writer.start()
 
@@ -519,12 +526,28 @@ class MailStore:
             )
 
     @staticmethod
-    def _register_blob(conn, blob: BlobRef, analysis_json: str) -> None:
+    def _register_blob(
+        conn, blob: BlobRef, analysis_json: str, document: SearchDocument
+    ) -> None:
         conn.execute(
             "INSERT OR IGNORE INTO blobs(id, size, analysis, created_at)"
             " VALUES (?, ?, ?, ?)",
             (blob.blob_id, blob.size, analysis_json, int(time.time())),
         )
+        # Indexed in the transaction that stores the message, so a message
+        # is searchable as soon as it is visible.
+        index_document(conn, blob.blob_id, document)
+
+    def search_document(self, blob: BlobRef, analysis: MessageAnalysis) -> SearchDocument:
+        """Extract a committed blob's search text, mapping a large blob from its file."""
+        if blob.data is not None:
+            return build_document(blob.data, analysis)
+        if blob.size <= _READ_LIMIT:
+            return build_document(self.blobs.read(blob.blob_id), analysis)
+        with self.blobs.open(blob.blob_id) as file, mmap.mmap(
+            file.fileno(), 0, access=mmap.ACCESS_READ
+        ) as mapped:
+            return build_document(mapped, analysis)  # type: ignore[arg-type]
 
     def _insert_message(
         self, txn: Transaction, mailbox_id: int, blob: BlobRef, bits: int,
@@ -613,9 +636,10 @@ class MailStore:
         bits, keywords = flagbits.pack(set(flags))
         stamp = _stamp(internaldate)
         analysis_json = analysis.to_json()
+        document = self.search_document(blob, analysis)
 
         def job(txn: Transaction) -> tuple[int, int]:
-            self._register_blob(txn.conn, blob, analysis_json)
+            self._register_blob(txn.conn, blob, analysis_json, document)
             return self._insert_message(
                 txn, mailbox_id, blob, bits, keywords, stamp, check_quota=True
             )
@@ -635,12 +659,15 @@ class MailStore:
         rows = []
         for blob, analysis, flags, internaldate in items:
             bits, keywords = flagbits.pack(set(flags))
-            rows.append((blob, analysis.to_json(), bits, keywords, _stamp(internaldate)))
+            document = self.search_document(blob, analysis)
+            rows.append(
+                (blob, analysis.to_json(), document, bits, keywords, _stamp(internaldate))
+            )
 
         def job(txn: Transaction) -> tuple[int, list[int]]:
             uidvalidity, uids = 0, []
-            for blob, analysis_json, bits, keywords, stamp in rows:
-                self._register_blob(txn.conn, blob, analysis_json)
+            for blob, analysis_json, document, bits, keywords, stamp in rows:
+                self._register_blob(txn.conn, blob, analysis_json, document)
                 uidvalidity, uid = self._insert_message(
                     txn, mailbox_id, blob, bits, keywords, stamp, check_quota=True
                 )
@@ -666,9 +693,10 @@ class MailStore:
         """
         stamp = _stamp(internaldate)
         analysis_json = analysis.to_json()
+        document = self.search_document(blob, analysis)
 
         def job(txn: Transaction) -> dict[int, int]:
-            self._register_blob(txn.conn, blob, analysis_json)
+            self._register_blob(txn.conn, blob, analysis_json, document)
             result: dict[int, int] = {}
             for account_id in dict.fromkeys(account_ids):
                 if skip_over_quota and not fits(txn.conn, account_id, blob.size):
@@ -696,11 +724,13 @@ class MailStore:
         op: FlagOperation,
         flags: Iterable[str],
         unchanged_since: int | None = None,
+        modified: list[int] | None = None,
     ) -> list[MessageRecord]:
         """Change flags; return the records that changed, with their new MODSEQ.
 
         With `unchanged_since` (RFC 7162 §3.1.3), messages whose MODSEQ is
-        greater are left alone.
+        greater are left alone, and their UIDs are appended to `modified`
+        when it is given.
         """
         bits, keywords = flagbits.pack(set(flags))
         keyword_set = set(keywords.split()) if keywords else set()
@@ -719,6 +749,8 @@ class MailStore:
                 ).fetchall()
                 for uid, old_bits, old_keywords, modseq in rows:
                     if unchanged_since is not None and modseq > unchanged_since:
+                        if modified is not None:
+                            modified.append(uid)
                         continue
                     old_set = set(old_keywords.split()) if old_keywords else set()
                     if op == "add":

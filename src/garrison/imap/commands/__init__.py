@@ -6,7 +6,15 @@ names the handler and the states the command is valid in (RFC 3501 §6).
 
 from __future__ import annotations
 
-from garrison.imap.commands import fetch, idle, mailboxes, messages, search, session
+from garrison.imap.commands import (
+    fetch,
+    idle,
+    mailboxes,
+    messages,
+    search,
+    select,
+    session,
+)
 from garrison.imap.session import (
     ANY_STATE,
     AUTHENTICATED,
@@ -30,8 +38,8 @@ COMMANDS.update(
         # RFC 3501 §6.3: authenticated state (and selected).
         "ENABLE": CommandSpec(session.enable, AUTHENTICATED),
         "NAMESPACE": CommandSpec(session.namespace, AUTHENTICATED),
-        "SELECT": CommandSpec(mailboxes.select, AUTHENTICATED),
-        "EXAMINE": CommandSpec(mailboxes.examine, AUTHENTICATED),
+        "SELECT": CommandSpec(select.select, AUTHENTICATED),
+        "EXAMINE": CommandSpec(select.examine, AUTHENTICATED),
         "CREATE": CommandSpec(mailboxes.create, AUTHENTICATED),
         "DELETE": CommandSpec(mailboxes.delete, AUTHENTICATED),
         "RENAME": CommandSpec(mailboxes.rename, AUTHENTICATED),

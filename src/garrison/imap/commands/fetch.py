@@ -8,6 +8,11 @@ the blob. Each message's response is built in the command's buffer.
 
 RFC 3501 §6.4.5: BODY[...] and RFC822 / RFC822.TEXT set \\Seen unless the
 mailbox is read-only; the new flags are then included in the response.
+
+RFC 7162: the MODSEQ item and the CHANGEDSINCE modifier enable CONDSTORE;
+CHANGEDSINCE limits the response to messages changed after the given
+MODSEQ, and with VANISHED (UID FETCH after ENABLE QRESYNC) the expunged
+UIDs of the set come first as VANISHED (EARLIER).
 """
 
 from __future__ import annotations
@@ -18,7 +23,10 @@ from garrison.imap import errors
 from garrison.imap.command import Command, Fetch, FetchAtt
 from garrison.imap.commands.messages import resolve, selected_mailbox
 from garrison.imap.encoder import Response, date_time, flag_list, literal
+from garrison.imap.errors import bad
+from garrison.imap.selected import SelectedMailbox
 from garrison.imap.session import Session
+from garrison.imap.types import format_uid_set
 from garrison.message import section_bytes
 from garrison.store import MailStore, MessageRecord
 
@@ -115,6 +123,8 @@ def _fetch_item(message: _Message, att: FetchAtt, flags: frozenset[str]) -> byte
         return b"INTERNALDATE " + date_time(record.internaldate)
     if name == "RFC822.SIZE":
         return b"RFC822.SIZE %d" % record.size
+    if name == "MODSEQ":
+        return b"MODSEQ (%d)" % record.modseq
     if name == "ENVELOPE":
         return b"ENVELOPE " + message.meta.envelope
     if name == "BODYSTRUCTURE":
@@ -139,23 +149,59 @@ def _fetch_item(message: _Message, att: FetchAtt, flags: frozenset[str]) -> byte
     )
 
 
+def _report_vanished(
+    session: Session, selected: SelectedMailbox, args: Fetch, response: Response
+) -> None:
+    """Send VANISHED (EARLIER) for expunged UIDs of the set (RFC 7162 §3.2.6)."""
+    assert args.changed_since is not None
+    largest = selected.uids[-1] if selected.uids else 0
+    gone = [
+        uid
+        for uid in session.store.vanished_since(selected.mailbox_id, args.changed_since)
+        if args.sequence_set.contains(uid, largest) and selected.seq_of(uid) is None
+    ]
+    if gone:
+        response.untagged("VANISHED (EARLIER) " + format_uid_set(gone))
+
+
 async def fetch(session: Session, command: Command, response: Response) -> None:
     selected = selected_mailbox(session)
     args: Fetch = command.args
+    if args.vanished and not (command.uid and session.qresync):
+        # RFC 7162 §3.2.6: VANISHED only in UID FETCH after ENABLE QRESYNC.
+        raise bad("VANISHED requires UID FETCH and ENABLE QRESYNC")
+    atts = list(args.atts)
+    wants_modseq = any(att.name == "MODSEQ" for att in atts)
+    if wants_modseq or args.changed_since is not None:
+        # RFC 7162 §3.1: MODSEQ and CHANGEDSINCE enable CONDSTORE.
+        session.enabled.add("CONDSTORE")
+    if args.vanished:
+        _report_vanished(session, selected, args, response)
     targets = resolve(selected, command, args.sequence_set)
     if not targets:
         return None
-    atts = list(args.atts)
     # RFC 3501 §6.4.8: UID FETCH always returns the UID.
     if command.uid and not any(att.name == "UID" for att in atts):
         atts.insert(0, FetchAtt("UID"))
+    if args.changed_since is not None and not wants_modseq:
+        # RFC 7162 §3.1.4.1: CHANGEDSINCE implies the MODSEQ item.
+        atts.append(FetchAtt("MODSEQ"))
+        wants_modseq = True
     store = session.store
     records = {
         record.uid: record
         for record in store.messages(selected.mailbox_id, [uid for _, uid in targets])
     }
+    if args.changed_since is not None:
+        changed_since = args.changed_since
+        records = {
+            uid: record
+            for uid, record in records.items()
+            if record.modseq > changed_since
+        }
+        targets = [(seq, uid) for seq, uid in targets if uid in records]
 
-    seen_updates: dict[int, frozenset[str]] = {}
+    updated: dict[int, MessageRecord] = {}
     if not selected.readonly and any(_sets_seen(att) for att in atts):
         unseen = [uid for uid, record in records.items() if _SEEN not in record.flags]
         if unseen:
@@ -164,7 +210,7 @@ async def fetch(session: Session, command: Command, response: Response) -> None:
             )
             selected.note_flags(changed)
             selected.changed = True
-            seen_updates = {record.uid: record.flags for record in changed}
+            updated = {record.uid: record for record in changed}
     wants_flags = any(att.name == "FLAGS" for att in atts)
 
     missing = 0
@@ -175,11 +221,15 @@ async def fetch(session: Session, command: Command, response: Response) -> None:
             # never another message's (RFC 2180 §4.1.2).
             missing += 1
             continue
-        flags = seen_updates.get(uid, record.flags)
+        record = updated.get(uid, record)
         message = _Message(store, record)
-        items = [_fetch_item(message, att, flags) for att in atts]
-        if uid in seen_updates and not wants_flags:
-            items.append(b"FLAGS " + flag_list(flags))
+        items = [_fetch_item(message, att, record.flags) for att in atts]
+        if uid in updated and not wants_flags:
+            items.append(b"FLAGS " + flag_list(record.flags))
+        if uid in updated and session.condstore and not wants_modseq:
+            # RFC 7162 §3.2: a flag change this session did not ask to see
+            # is reported with its MODSEQ.
+            items.append(b"MODSEQ (%d)" % record.modseq)
         response.raw(b"* %d FETCH (" % seq + b" ".join(items) + b")\r\n")
     if missing and not command.uid:
         # RFC 5530 §3: some requested messages no longer exist.

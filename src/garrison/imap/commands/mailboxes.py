@@ -1,9 +1,10 @@
 """Handlers for the mailbox commands (RFC 3501 §6.3).
 
-SELECT, EXAMINE, CREATE, DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE, LIST
+CREATE, DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE, LIST
 (with RFC 6154 SPECIAL-USE attributes and RFC 3348 CHILDREN attributes),
-LSUB and STATUS. Names arrive decoded from modified UTF-7 and leave
-encoded again; the hierarchy delimiter is "/".
+LSUB and STATUS. Names arrive decoded from modified UTF-7, or from UTF-8
+after ENABLE IMAP4rev2, and leave in the same form; the hierarchy delimiter
+is "/".
 """
 
 from __future__ import annotations
@@ -12,10 +13,9 @@ import re
 
 from garrison.imap import errors, utf7
 from garrison.imap.command import Command, ListArgs, MailboxArg, Rename, Status
-from garrison.imap.encoder import Response, flag_list
+from garrison.imap.encoder import Response
 from garrison.imap.encoder import mailbox as encode_mailbox
 from garrison.imap.errors import no
-from garrison.imap.selected import SelectedMailbox
 from garrison.imap.session import Session
 from garrison.store import DELIMITER, INBOX, MailboxExists, MailboxNotFound, StoreError
 
@@ -27,55 +27,6 @@ PERMANENT_FLAGS = "PERMANENTFLAGS (" + " ".join(SYSTEM_FLAGS) + " \\*)"
 def _account_id(session: Session) -> int:
     assert session.account is not None
     return session.account.id
-
-
-async def _select(
-    session: Session, command: Command, response: Response, readonly: bool
-):
-    args: MailboxArg = command.args
-    # RFC 3501 §6.3.1: a failed SELECT leaves no mailbox selected.
-    session.unselect()
-    store = session.store
-    mailbox = store.get_mailbox(_account_id(session), args.mailbox)
-    if mailbox is None:
-        raise no(f"Mailbox {args.mailbox} does not exist", errors.NONEXISTENT)
-    # The MODSEQ is read before the messages, so a change committed in
-    # between is reported again by the first refresh rather than lost.
-    records = store.messages(mailbox.id)
-    selected = SelectedMailbox(store, mailbox, records, mailbox.highestmodseq, readonly)
-    session.select(selected)
-
-    keywords = sorted(
-        {flag for record in records for flag in record.flags} - set(SYSTEM_FLAGS)
-    )
-    response.untagged(b"FLAGS " + flag_list([*SYSTEM_FLAGS, *keywords]))
-    response.untagged(b"%d EXISTS" % len(records))
-    response.untagged(b"0 RECENT")
-    first_unseen = next(
-        (seq for seq, record in enumerate(records, 1) if "\\Seen" not in record.flags),
-        None,
-    )
-    if first_unseen is not None:
-        response.status(
-            None, errors.OK, "First unseen message", f"UNSEEN {first_unseen}"
-        )
-    response.status(None, errors.OK, "UIDs valid", f"UIDVALIDITY {mailbox.uidvalidity}")
-    response.status(None, errors.OK, "Predicted next UID", f"UIDNEXT {mailbox.uidnext}")
-    if readonly:
-        response.status(
-            None, errors.OK, "No permanent flags permitted", "PERMANENTFLAGS ()"
-        )
-        return "EXAMINE completed", errors.READ_ONLY
-    response.status(None, errors.OK, "Flags permitted", PERMANENT_FLAGS)
-    return "SELECT completed", errors.READ_WRITE
-
-
-async def select(session: Session, command: Command, response: Response):
-    return await _select(session, command, response, readonly=False)
-
-
-async def examine(session: Session, command: Command, response: Response):
-    return await _select(session, command, response, readonly=True)
 
 
 def _store_error(exc: StoreError) -> errors.IMAPError:
@@ -164,13 +115,15 @@ def _matches(regex: re.Pattern[str], name: str) -> bool:
     return regex.match(name) is not None
 
 
-def _list_line(command_name: str, attributes: list[str], name: str) -> bytes:
+def _list_line(
+    command_name: str, attributes: list[str], name: str, utf8: bool = False
+) -> bytes:
     return (
         command_name.encode("ascii")
         + b" ("
         + " ".join(attributes).encode("ascii")
         + b') "/" '
-        + encode_mailbox(name)
+        + encode_mailbox(name, utf8)
     )
 
 
@@ -185,7 +138,9 @@ async def list_mailboxes(
             if DELIMITER in args.reference
             else ""
         )
-        response.untagged(b'LIST (\\Noselect) "/" ' + encode_mailbox(root))
+        response.untagged(
+            b'LIST (\\Noselect) "/" ' + encode_mailbox(root, session.utf8_mailboxes)
+        )
         return
     regex = pattern_regex(args.reference, args.pattern)
     mailboxes = session.store.list_mailboxes(_account_id(session))
@@ -203,11 +158,15 @@ async def list_mailboxes(
         attributes = ["\\HasChildren" if has_children else "\\HasNoChildren"]
         mailbox = existing.get(name)
         if mailbox is None:
-            attributes.insert(0, "\\Noselect")
+            # RFC 9051 §7.3.1: \NonExistent (which implies \Noselect) marks a
+            # name that exists only as a parent.
+            attributes.insert(0, "\\NonExistent" if session.rev2 else "\\Noselect")
         elif mailbox.special_use:
             # RFC 6154 §2: the special-use attribute in LIST.
             attributes.append(mailbox.special_use)
-        response.untagged(_list_line("LIST", attributes, name))
+        response.untagged(
+            _list_line("LIST", attributes, name, session.utf8_mailboxes)
+        )
 
 
 async def lsub(session: Session, command: Command, response: Response) -> None:
@@ -219,7 +178,9 @@ async def lsub(session: Session, command: Command, response: Response) -> None:
     for name in sorted(subscribed, key=lambda n: (n != INBOX, n)):
         if _matches(regex, name):
             attributes = [] if name in existing else ["\\Noselect"]
-            response.untagged(_list_line("LSUB", attributes, name))
+            response.untagged(
+                _list_line("LSUB", attributes, name, session.utf8_mailboxes)
+            )
 
 
 async def status(session: Session, command: Command, response: Response) -> None:
@@ -228,12 +189,16 @@ async def status(session: Session, command: Command, response: Response) -> None
     if mailbox is None:
         raise no(f"Mailbox {args.mailbox} does not exist", errors.NONEXISTENT)
     counters = session.store.status(mailbox.id)
+    if "HIGHESTMODSEQ" in args.items:
+        # RFC 7162 §3.1: STATUS HIGHESTMODSEQ enables CONDSTORE.
+        session.enabled.add("CONDSTORE")
     values = {
         "MESSAGES": counters.messages,
         "RECENT": 0,
         "UIDNEXT": counters.uidnext,
         "UIDVALIDITY": counters.uidvalidity,
         "UNSEEN": counters.unseen,
+        "HIGHESTMODSEQ": counters.highestmodseq,
     }
     items = " ".join(f"{item} {values[item]}" for item in args.items)
     response.untagged(

@@ -2,8 +2,9 @@
 UID EXPUNGE, STORE, COPY and MOVE, with their UID forms.
 
 RFC 3501 §6.3.11 and §6.4, RFC 4315 (UIDPLUS: APPENDUID, COPYUID, UID
-EXPUNGE), RFC 6851 (MOVE), RFC 3691 (UNSELECT). Every change is durable in
-the store before its tagged OK is sent.
+EXPUNGE), RFC 6851 (MOVE), RFC 3691 (UNSELECT), RFC 7162 (STORE
+UNCHANGEDSINCE, MODSEQ in STORE responses, VANISHED after QRESYNC). Every
+change is durable in the store before its tagged OK is sent.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from garrison.imap.errors import bad, no
 from garrison.imap.selected import InvalidSequenceNumber, SelectedMailbox
 from garrison.imap.session import Session
 from garrison.imap.types import format_uid_set
-from garrison.store import StoreError
+from garrison.store import MessageRecord, StoreError
 
 
 def selected_mailbox(session: Session) -> SelectedMailbox:
@@ -100,24 +101,89 @@ async def expunge(session: Session, command: Command, response: Response) -> Non
             return None
     gone = await session.store.expunge(selected.mailbox_id, uids)
     selected.changed = True
-    selected.remove_expunged(gone, response)
+    selected.remove_expunged(gone, response, session.update_style)
+    if session.condstore:
+        # RFC 7162 §3.2.10: the tagged OK carries the new HIGHESTMODSEQ.
+        modseq = session.store.mailbox_by_id(selected.mailbox_id).highestmodseq
+        return f"{command.name} completed", f"HIGHESTMODSEQ {modseq}"
     return None
 
 
-async def store(session: Session, command: Command, response: Response) -> None:
+async def store(session: Session, command: Command, response: Response):
     selected = selected_mailbox(session)
     args: Store = command.args
     _require_writable(selected)
+    if args.unchanged_since is not None:
+        # RFC 7162 §3.1: UNCHANGEDSINCE enables CONDSTORE.
+        session.enabled.add("CONDSTORE")
     targets = resolve(selected, command, args.sequence_set)
     if not targets:
         return None
+    modified: list[int] = []
     changed = await session.store.store_flags(
-        selected.mailbox_id, [uid for _, uid in targets], args.operation, args.flags
+        selected.mailbox_id,
+        [uid for _, uid in targets],
+        args.operation,
+        args.flags,
+        unchanged_since=args.unchanged_since,
+        modified=modified,
     )
     selected.note_flags(changed)
     selected.changed = True
+    if session.condstore:
+        _report_store_modseq(session, command, targets, changed, modified, response)
+    elif not args.silent:
+        _report_store_flags(selected, command, targets, response)
+    if modified:
+        # RFC 7162 §3.1.3: MODIFIED lists the messages that failed the
+        # UNCHANGEDSINCE test, as sequence numbers or, for UID STORE, UIDs.
+        failed = set(modified)
+        numbers = [uid if command.uid else seq for seq, uid in targets if uid in failed]
+        return "Conditional STORE failed", f"MODIFIED {format_uid_set(numbers)}"
+    return None
+
+
+def _report_store_modseq(
+    session: Session,
+    command: Command,
+    targets: list,
+    changed: list[MessageRecord],
+    modified: list[int],
+    response: Response,
+) -> None:
+    """Send the STORE's FETCH responses with MODSEQ (RFC 7162 §3.1.3).
+
+    Without .SILENT every message that passed the UNCHANGEDSINCE test is
+    reported with FLAGS and MODSEQ; with .SILENT only the changed messages,
+    with MODSEQ alone.
+    """
+    selected = selected_mailbox(session)
+    args: Store = command.args
+    failed = set(modified)
     if args.silent:
-        return None
+        current = {record.uid: record for record in changed}
+    else:
+        wanted = [uid for _, uid in targets if uid not in failed]
+        current = {
+            record.uid: record
+            for record in session.store.messages(selected.mailbox_id, wanted)
+        }
+    for seq, uid in targets:
+        record = current.get(uid)
+        if record is None or uid in failed or uid in selected.pending_expunges:
+            continue
+        items = []
+        if command.uid:
+            items.append(b"UID %d" % uid)
+        if not args.silent:
+            items.append(b"FLAGS " + flag_list(record.flags))
+        items.append(b"MODSEQ (%d)" % record.modseq)
+        response.untagged(b"%d FETCH (" % seq + b" ".join(items) + b")")
+
+
+def _report_store_flags(
+    selected: SelectedMailbox, command: Command, targets: list, response: Response
+) -> None:
     # RFC 3501 §6.4.6: report the new flags of every message in the set.
     for seq, uid in targets:
         flags = selected.flags.get(uid)
@@ -172,7 +238,7 @@ async def _copy_or_move(
     # RFC 6851 §4.3: COPYUID goes in an untagged OK before the EXPUNGEs.
     response.status(None, errors.OK, "Moved", code)
     selected.changed = True
-    selected.remove_expunged([p[0] for p in pairs], response)
+    selected.remove_expunged([p[0] for p in pairs], response, session.update_style)
     return "MOVE completed"
 
 

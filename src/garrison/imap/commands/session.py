@@ -2,7 +2,8 @@
 
 CAPABILITY, NOOP, LOGOUT (RFC 3501 §6.1), STARTTLS, LOGIN, AUTHENTICATE
 PLAIN with SASL-IR (RFC 3501 §6.2, RFC 4959, RFC 4616), ID (RFC 2971),
-ENABLE (RFC 5161) and NAMESPACE (RFC 2342). LOGIN and AUTHENTICATE are
+ENABLE (RFC 5161: CONDSTORE, QRESYNC, IMAP4rev2)
+and NAMESPACE (RFC 2342). LOGIN and AUTHENTICATE are
 refused with PRIVACYREQUIRED before TLS unless the peer is on loopback and
 `tls.allow_plaintext_auth_from_loopback` is set. Passwords are never logged.
 """
@@ -18,7 +19,14 @@ from garrison.imap.command import Authenticate, Command, Enable, Id, Login
 from garrison.imap.encoder import Response, nstring, string
 from garrison.imap.errors import EndSession, bad, no
 from garrison.imap.reader import LineTooLong
-from garrison.imap.session import ALREADY_SENT, MAX_AUTH_FAILURES, Session, State, log
+from garrison.imap.session import (
+    ALREADY_SENT,
+    ENABLEABLE,
+    MAX_AUTH_FAILURES,
+    Session,
+    State,
+    log,
+)
 from garrison.observability.log import event
 
 SERVER_ID = {"name": "Garrison", "vendor": "Garrison"}
@@ -187,10 +195,16 @@ async def id_command(session: Session, command: Command, response: Response) -> 
 
 async def enable(session: Session, command: Command, response: Response) -> None:
     args: Enable = command.args
-    # RFC 5161 §3.2: list only what was enabled; no ENABLE-able extension is
-    # implemented yet, so the list is empty.
-    del args
-    response.untagged("ENABLED")
+    enabled = []
+    for name in args.capabilities:
+        # RFC 5161 §3.1: unknown names are ignored, and the ENABLED response
+        # lists only what this command newly enabled.
+        spelling = ENABLEABLE.get(name)
+        if spelling is None or name in session.enabled:
+            continue
+        session.enabled.add(name)
+        enabled.append(spelling)
+    response.untagged(" ".join(["ENABLED", *enabled]))
 
 
 async def namespace(session: Session, command: Command, response: Response) -> None:
