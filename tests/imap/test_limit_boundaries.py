@@ -32,3 +32,16 @@ async def test_existing_non_ascii_mailbox_is_named_in_utf7(alice):
     reply = await alice.command('CREATE "&Jjo-"', expect="NO")
     assert b"[ALREADYEXISTS]" in reply.text
     assert b"&Jjo-" in reply.text
+
+
+async def test_keyword_length_is_bounded(alice):
+    message = b"Subject: k\r\n\r\nbody\r\n"
+    await alice.command(b"APPEND INBOX {%d+}\r\n" % len(message) + message)
+    await alice.command("SELECT INBOX")
+    await alice.command("STORE 1 +FLAGS (" + "k" * 128 + ")")
+    reply = await alice.command("STORE 1 +FLAGS (" + "k" * 129 + ")", expect="BAD")
+    assert b"keyword longer than 128" in reply.text
+    reply = await alice.command(
+        "STORE 1 +FLAGS (" + " ".join(f"k{i}" for i in range(101)) + ")", expect="BAD"
+    )
+    assert b"more than 100 flags" in reply.text

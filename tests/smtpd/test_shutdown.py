@@ -74,3 +74,27 @@ async def test_connection_after_shutdown_gets_421(garrison_server) -> None:
     async with Dialogue.connect(garrison_server.port("smtp")) as smtp:
         await smtp.expect(421, "4.3.2")
         await smtp.expect_closed()
+
+
+async def test_shutdown_lets_bdat_finish_within_grace(
+    garrison_server, monkeypatch
+) -> None:
+    server = smtp_protocol(garrison_server)
+    monkeypatch.setattr(server, "shutdown_grace", 5.0)
+    first = b"Subject: chunked\r\n\r\n"
+    last = b"second chunk\r\n"
+    async with Dialogue.connect(garrison_server.port("smtp")) as smtp:
+        await smtp.hello()
+        await smtp.command("MAIL FROM:<s@example.org>", 250)
+        await smtp.command(f"RCPT TO:<{ALICE}>", 250)
+        await smtp.send(b"BDAT %d\r\n" % len(first) + first)
+        await smtp.expect(250)
+        shutdown = asyncio.create_task(server.shutdown())
+        await asyncio.sleep(0.3)
+        assert not shutdown.done()
+        await smtp.send(b"BDAT %d LAST\r\n" % len(last) + last)
+        await smtp.expect(250, "2.0.0")
+        await smtp.expect(421, "4.3.2")
+        await smtp.expect_closed()
+        await asyncio.wait_for(shutdown, 5)
+    assert len(inbox_messages(garrison_server)) == 1

@@ -183,7 +183,9 @@ class SMTPServer:
         io = session.io
         connection = session.connection
         while True:
-            if self.closing:
+            # A BDAT transaction under way may send its remaining chunks
+            # within the grace period, as a DATA transaction may.
+            if self.closing and not session.transaction.chunking:
                 io.send(self._shutdown_reply)
                 return "shutdown"
 
@@ -284,15 +286,16 @@ class SMTPServer:
     async def shutdown(self) -> None:
         """End every session cleanly; return when all have ended.
 
-        Idle sessions get 421 4.3.2 at once. Sessions inside a
-        command get `shutdown_grace` seconds to reach the next command,
+        Idle sessions get 421 4.3.2 at once. Sessions inside a command or
+        between the chunks of a BDAT transaction get `shutdown_grace`
+        seconds to reach the next command,
         where they also get 421. After that, sessions still receiving data
         are cancelled (421, blob aborted). A session that is delivering a
         committed message is never cancelled.
         """
         self.closing = True
         for session, task in list(self._sessions.items()):
-            if session.phase == "idle":
+            if session.phase == "idle" and not session.transaction.chunking:
                 task.cancel()
         pending = list(self._sessions.values())
         if pending:
