@@ -81,9 +81,14 @@ class Authenticate:
 
 @dataclass(frozen=True, slots=True)
 class MailboxArg:
-    """Arguments of SELECT, EXAMINE, CREATE, DELETE, SUBSCRIBE, UNSUBSCRIBE."""
+    """Arguments of SELECT, EXAMINE, CREATE, DELETE, SUBSCRIBE, UNSUBSCRIBE.
+
+    `special_use` contains the attributes of CREATE ... (USE (...)), as sent
+    (RFC 6154 §3).
+    """
 
     mailbox: str
+    special_use: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,10 +122,21 @@ class Rename:
 
 @dataclass(frozen=True, slots=True)
 class ListArgs:
-    """Arguments of LIST and LSUB: reference name and mailbox pattern, decoded."""
+    """Arguments of LIST and LSUB: reference name and mailbox pattern, decoded.
+
+    RFC 5258 LIST-EXTENDED adds `patterns` (every pattern of a pattern list,
+    `pattern` being the first), the upper-cased selection and return
+    options, and the RFC 5819 STATUS items. `extended` is True when any
+    extended syntax was used.
+    """
 
     reference: str
     pattern: str
+    patterns: tuple[str, ...] = ()
+    selection: frozenset[str] = frozenset()
+    returns: frozenset[str] = frozenset()
+    status_items: tuple[str, ...] = ()
+    extended: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,11 +146,39 @@ class Status:
 
 
 @dataclass(frozen=True, slots=True)
+class AppendMessage:
+    """One message of an APPEND command.
+
+    `binary` is True for an RFC 3516 literal8 (`~{n}`), `utf8` for the
+    RFC 6855 `UTF8 (~{n})` form.
+    """
+
+    flags: frozenset[str]
+    internaldate: datetime | None
+    message: LiteralData
+    binary: bool = False
+    utf8: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Append:
+    """APPEND arguments: the first message, then MULTIAPPEND's others (RFC 3502)."""
+
     mailbox: str
     flags: frozenset[str]
     internaldate: datetime | None
     message: LiteralData
+    binary: bool = False
+    utf8: bool = False
+    more: tuple[AppendMessage, ...] = ()
+
+    @property
+    def messages(self) -> tuple[AppendMessage, ...]:
+        """Every message of the command, in the order sent."""
+        first = AppendMessage(
+            self.flags, self.internaldate, self.message, self.binary, self.utf8
+        )
+        return (first, *self.more)
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,3 +274,51 @@ class Enable:
 class Id:
     # None for "ID NIL"; values are None for NIL.
     parameters: dict[str, str | None] | None = field(default=None)
+
+
+@dataclass(frozen=True, slots=True)
+class SortCriterion:
+    """One RFC 5256 sort key, such as SUBJECT, optionally REVERSE."""
+
+    key: str
+    reverse: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Sort:
+    """Arguments of SORT and UID SORT (RFC 5256 §3)."""
+
+    criteria: tuple[SortCriterion, ...]
+    charset: str
+    key: SearchKey
+
+
+@dataclass(frozen=True, slots=True)
+class Thread:
+    """Arguments of THREAD and UID THREAD (RFC 5256 §3)."""
+
+    algorithm: str
+    charset: str
+    key: SearchKey
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaRootArg:
+    """Argument of GETQUOTA: a quota root name (RFC 9208 §4.2)."""
+
+    root: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetQuota:
+    """Arguments of SETQUOTA: a quota root and resource limits (RFC 9208 §4.1.3)."""
+
+    root: str
+    limits: tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Compress:
+    """Argument of COMPRESS: the upper-cased algorithm name (RFC 4978 §3)."""
+
+    algorithm: str

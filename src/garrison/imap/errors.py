@@ -28,6 +28,14 @@ OVERQUOTA = "OVERQUOTA"
 INUSE = "INUSE"
 # RFC 7888 §4.
 TOOBIG = "TOOBIG"
+# RFC 5530 §3.
+NOPERM = "NOPERM"
+# RFC 6154: CREATE with a special-use attribute the server cannot set.
+USEATTR = "USEATTR"
+# RFC 3516 §4.3: a Content-Transfer-Encoding the server cannot decode.
+UNKNOWN_CTE = "UNKNOWN-CTE"
+# RFC 4978: COMPRESS when compression is already on.
+COMPRESSIONACTIVE = "COMPRESSIONACTIVE"
 # RFC 5182 / RFC 3501 §6.4.4.
 # The list names common charsets; SEARCH accepts every label that
 # garrison.message.charsets knows.

@@ -20,7 +20,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from garrison.imap.command import (
-    Append,
     Authenticate,
     Command,
     CopyArgs,
@@ -38,8 +37,10 @@ from garrison.imap.command import (
     SearchKey,
     Section,
     Select,
+    Sort,
     Status,
     Store,
+    Thread,
 )
 from garrison.imap.modifiers import (
     parse_fetch_modifiers,
@@ -47,6 +48,19 @@ from garrison.imap.modifiers import (
     parse_search_return_opts,
     parse_select_params,
     parse_store_modifiers,
+)
+from garrison.imap.parser_ext import (
+    parse_append,
+    parse_binary_att,
+    parse_charset,
+    parse_compress,
+    parse_create,
+    parse_getquota,
+    parse_getquotaroot,
+    parse_list,
+    parse_setquota,
+    parse_sort_criteria,
+    parse_thread_algorithm,
 )
 from garrison.imap.syntax import (
     ASTRING_CHARS,
@@ -61,7 +75,6 @@ from garrison.imap.syntax import (
     parse_flag,
     parse_flag_list,
     parse_list_mailbox,
-    parse_literal,
     parse_mailbox,
     parse_nstring,
     parse_number,
@@ -111,6 +124,9 @@ _SIMPLE_FETCH_ATTS = frozenset(
         "UID",
         # RFC 7162 §3.1.4.
         "MODSEQ",
+        # RFC 8474 §5.
+        "EMAILID",
+        "THREADID",
     }
 )
 _SECTION_TEXTS = frozenset(
@@ -124,9 +140,11 @@ _SECTION_WORD_CHARS = frozenset(
 )
 
 # RFC 3501 §6.3.10 and RFC 7162 §3.1.6 (HIGHESTMODSEQ): the STATUS data items.
+# RFC 8438 adds SIZE, RFC 8474 MAILBOXID, RFC 9208 §4.2 DELETED and
+# DELETED-STORAGE.
 STATUS_ITEMS = frozenset(
     {"MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ"}
-)
+) | {"SIZE", "MAILBOXID", "DELETED", "DELETED-STORAGE"}
 
 # Search keys by argument shape (RFC 3501 §6.4.4).
 _SEARCH_FLAG_KEYS = frozenset(
@@ -233,6 +251,8 @@ def parse_fetch_att(cursor: Cursor) -> FetchAtt:
         return FetchAtt(
             "BODY", section=section, partial=partial, peek=name == "BODY.PEEK"
         )
+    if name in ("BINARY", "BINARY.PEEK", "BINARY.SIZE") and cursor.peek() == ord("["):
+        return parse_binary_att(cursor, name)
     if name not in _SIMPLE_FETCH_ATTS:
         if name:
             raise cursor.fail(f"invalid fetch attribute {name!r}")
@@ -409,22 +429,36 @@ def _parse_status(cursor: Cursor) -> Status:
     return Status(mailbox, tuple(dict.fromkeys(items)))
 
 
-def _parse_append(cursor: Cursor) -> Append:
+def _parse_list_extended(cursor: Cursor) -> ListArgs:
+    return parse_list(cursor, STATUS_ITEMS)
+
+
+def _parse_search_criteria(cursor: Cursor, max_depth: int) -> tuple[str, SearchKey]:
+    """search-criteria = charset 1*(SP search-key) (RFC 5256 §5)"""
     cursor.sp()
-    mailbox = parse_mailbox(cursor)
+    charset = parse_charset(cursor)
+    keys = []
+    while not cursor.at_end():
+        cursor.sp()
+        keys.append(parse_search_key(cursor, 0, max_depth))
+    if not keys:
+        raise cursor.fail("expected a search key")
+    key = keys[0] if len(keys) == 1 else SearchKey("AND", children=tuple(keys))
+    return charset, key
+
+
+def _parse_sort(cursor: Cursor, max_depth: int) -> Sort:
+    """sort = ["UID" SP] "SORT" SP sort-criteria SP search-criteria"""
     cursor.sp()
-    flags: frozenset[str] = frozenset()
-    internaldate = None
-    if cursor.peek() == ord("("):
-        flags = parse_flag_list(cursor)
-        cursor.sp()
-    if cursor.peek() == 0x22:
-        internaldate = parse_date_time(cursor)
-        cursor.sp()
-    if cursor.peek() != ord("{"):
-        raise cursor.fail("expected the message as a literal")
-    message: LiteralData = parse_literal(cursor, allow_nul=True)
-    return Append(mailbox, flags, internaldate, message)
+    criteria = parse_sort_criteria(cursor)
+    return Sort(criteria, *_parse_search_criteria(cursor, max_depth))
+
+
+def _parse_thread(cursor: Cursor, max_depth: int) -> Thread:
+    """thread = ["UID" SP] "THREAD" SP thread-alg SP search-criteria"""
+    cursor.sp()
+    algorithm = parse_thread_algorithm(cursor)
+    return Thread(algorithm, *_parse_search_criteria(cursor, max_depth))
 
 
 def _parse_store(cursor: Cursor) -> Store:
@@ -511,17 +545,21 @@ _COMMANDS: dict[str, _ArgParser] = {
     "ID": _parse_id,
     "ENABLE": _parse_enable,
     "NAMESPACE": _no_args,
-    "CREATE": _parse_mailbox_arg,
     "SELECT": _parse_select,
     "EXAMINE": _parse_select,
+    "CREATE": parse_create,
     "DELETE": _parse_mailbox_arg,
     "RENAME": _parse_rename,
     "SUBSCRIBE": _parse_mailbox_arg,
     "UNSUBSCRIBE": _parse_mailbox_arg,
-    "LIST": _parse_list,
+    "LIST": _parse_list_extended,
     "LSUB": _parse_list,
     "STATUS": _parse_status,
-    "APPEND": _parse_append,
+    "APPEND": parse_append,
+    "GETQUOTA": parse_getquota,
+    "GETQUOTAROOT": parse_getquotaroot,
+    "SETQUOTA": parse_setquota,
+    "COMPRESS": parse_compress,
     "CHECK": _no_args,
     "CLOSE": _no_args,
     "UNSELECT": _no_args,
@@ -533,8 +571,11 @@ _COMMANDS: dict[str, _ArgParser] = {
     "FETCH": _parse_fetch_args,
 }
 
-# RFC 3501 §6.4.8, RFC 4315 §2.1, RFC 6851 §3.2: commands with a UID form.
-_UID_COMMANDS = frozenset({"COPY", "MOVE", "FETCH", "SEARCH", "STORE", "EXPUNGE"})
+# RFC 3501 §6.4.8, RFC 4315 §2.1, RFC 6851 §3.2, RFC 5256 §3: commands
+# with a UID form.
+_UID_COMMANDS = frozenset(
+    {"COPY", "MOVE", "FETCH", "SEARCH", "STORE", "EXPUNGE", "SORT", "THREAD"}
+)
 
 
 def parse_tag(cursor: Cursor) -> str:
@@ -579,6 +620,10 @@ def parse_command(
         args: Any = _parse_search_args(cursor, max_search_depth)
     elif uid and name == "EXPUNGE":
         args = _parse_uid_expunge(cursor)
+    elif name == "SORT":
+        args = _parse_sort(cursor, max_search_depth)
+    elif name == "THREAD":
+        args = _parse_thread(cursor, max_search_depth)
     else:
         parse_args = _COMMANDS.get(name)
         if parse_args is None:

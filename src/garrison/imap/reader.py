@@ -28,6 +28,7 @@ import re
 from collections.abc import Awaitable, Callable
 
 from garrison.imap.command import LiteralData, SpooledLiteral
+from garrison.net.deflate import DeflateReader
 from garrison.net.streams import discard_buffered
 
 # A literal announcement ends the line: "{" number ["+"] "}".
@@ -86,7 +87,7 @@ class CommandReader:
         max_line_length: int,
         spool_threshold: int = 1 << 20,
     ) -> None:
-        self._reader = reader
+        self._reader: asyncio.StreamReader | DeflateReader = reader
         self._send_continuation = send_continuation
         self._buffer = bytearray()
         self.max_line_length = max_line_length
@@ -192,6 +193,16 @@ class CommandReader:
         """
         self._buffer.clear()
         discard_buffered(self._reader)
+
+    def start_inflate(self) -> None:
+        """Inflate every byte read from now on (RFC 4978 COMPRESS=DEFLATE).
+
+        Bytes already buffered arrived after the COMPRESS command, so they
+        are compressed too and go to the inflater first.
+        """
+        pending = bytes(self._buffer)
+        self._buffer.clear()
+        self._reader = DeflateReader(self._reader, pending)
 
     @property
     def has_buffered_data(self) -> bool:

@@ -38,6 +38,7 @@ from garrison.imap.reader import (
     LiteralTooBig,
 )
 from garrison.imap.selected import SelectedMailbox, UpdateStyle
+from garrison.net.deflate import DeflateWriter
 from garrison.observability.log import event
 from garrison.store import MailboxNotFound
 
@@ -93,6 +94,7 @@ ENABLEABLE = {
     "CONDSTORE": "CONDSTORE",
     "QRESYNC": "QRESYNC",
     "IMAP4REV2": "IMAP4rev2",
+    "UTF8=ACCEPT": "UTF8=ACCEPT",
 }
 
 # Failed LOGIN/AUTHENTICATE attempts before the server hangs up.
@@ -205,6 +207,26 @@ class Session:
         caps += ["UIDPLUS", "MOVE", "UNSELECT", "CHILDREN", "SPECIAL-USE"]
         # RFC 7162, RFC 4731, RFC 5182, RFC 5032.
         caps += ["CONDSTORE", "QRESYNC", "ESEARCH", "SEARCHRES", "WITHIN"]
+        caps += [
+            "LIST-EXTENDED",  # RFC 5258
+            "LIST-STATUS",  # RFC 5819
+            "CREATE-SPECIAL-USE",  # RFC 6154 §3
+            "SORT",  # RFC 5256
+            "THREAD=ORDEREDSUBJECT",
+            "THREAD=REFERENCES",
+            "QUOTA",  # RFC 9208
+            "QUOTA=RES-STORAGE",
+            # RFC 7889: one limit for every mailbox, the literal size limit.
+            f"APPENDLIMIT={self.settings.imap.max_literal_size}",
+            "STATUS=SIZE",  # RFC 8438
+            "BINARY",  # RFC 3516
+            "MULTIAPPEND",  # RFC 3502
+            "OBJECTID",  # RFC 8474
+            "UTF8=ACCEPT",  # RFC 6855
+        ]
+        if not isinstance(self.writer, DeflateWriter):
+            # RFC 4978 §3: compression can be started once per connection.
+            caps.append("COMPRESS=DEFLATE")
         return caps
 
     @property

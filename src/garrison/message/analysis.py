@@ -68,6 +68,11 @@ class MessageAnalysis:
     has_attachments: bool = False
     attachment_names: list[str] = field(default_factory=list)
     header_truncated: bool = False
+    # RFC 5256 §3: SORT FROM, TO and CC compare the mailbox (local part) of
+    # the first address. None in analyses stored before these were added.
+    from_mailbox: str | None = None
+    to_mailbox: str | None = None
+    cc_mailbox: str | None = None
 
     def to_json(self) -> str:
         """Serialise to JSON; byte values are stored as Latin-1 text (lossless)."""
@@ -105,11 +110,17 @@ def _decoded(fields: list[HeaderField], name: str) -> str:
     return "" if value is None else decode_rfc2047(value).strip()
 
 
-def _addresses(fields: list[HeaderField], name: str) -> str:
+def _addresses(fields: list[HeaderField], name: str) -> tuple[str, str]:
+    """Return the decoded address list and the mailbox of its first address."""
     value = _search_value(last_field(fields, name))
     if value is None:
-        return ""
-    return format_addresses(parse_address_list(value, max_addresses=1000))
+        return "", ""
+    addresses = parse_address_list(value, max_addresses=1000)
+    first = next(
+        (address.mailbox for address in addresses if address.host is not None), None
+    )
+    mailbox = "" if first is None else first.decode("utf-8", "replace")
+    return format_addresses(addresses), mailbox
 
 
 def _sent_date(fields: list[HeaderField]) -> datetime | None:
@@ -191,6 +202,9 @@ def analyse(
     in_reply_to = _search_value(last_field(fields, "in-reply-to"))
     has_attachments, attachment_names = _attachments(root)
     truncated = any_truncated(root)
+    from_, from_mailbox = _addresses(fields, "from")
+    to, to_mailbox = _addresses(fields, "to")
+    cc, cc_mailbox = _addresses(fields, "cc")
     return MessageAnalysis(
         envelope=envelope(fields),
         bodystructure=bodystructure(root, data, extensible=True),
@@ -200,10 +214,10 @@ def analyse(
         header_size=root.bs - root.hs,
         text_size=root.be - root.bs,
         subject=_decoded(fields, "subject"),
-        from_=_addresses(fields, "from"),
-        to=_addresses(fields, "to"),
-        cc=_addresses(fields, "cc"),
-        bcc=_addresses(fields, "bcc"),
+        from_=from_,
+        to=to,
+        cc=cc,
+        bcc=_addresses(fields, "bcc")[0],
         sent_date=_sent_date(fields),
         message_id=(message_id or b"").decode("utf-8", "replace").strip(),
         in_reply_to=(in_reply_to or b"").decode("utf-8", "replace").strip(),
@@ -211,6 +225,9 @@ def analyse(
         has_attachments=has_attachments,
         attachment_names=attachment_names,
         header_truncated=truncated,
+        from_mailbox=from_mailbox,
+        to_mailbox=to_mailbox,
+        cc_mailbox=cc_mailbox,
     )
 
 

@@ -7,13 +7,18 @@ names the handler and the states the command is valid in (RFC 3501 §6).
 from __future__ import annotations
 
 from garrison.imap.commands import (
+    append,
+    compress,
     fetch,
     idle,
+    listing,
     mailboxes,
     messages,
+    quota,
     search,
     select,
     session,
+    sort,
 )
 from garrison.imap.session import (
     ANY_STATE,
@@ -45,11 +50,16 @@ COMMANDS.update(
         "RENAME": CommandSpec(mailboxes.rename, AUTHENTICATED),
         "SUBSCRIBE": CommandSpec(mailboxes.subscribe, AUTHENTICATED),
         "UNSUBSCRIBE": CommandSpec(mailboxes.unsubscribe, AUTHENTICATED),
-        "LIST": CommandSpec(mailboxes.list_mailboxes, AUTHENTICATED),
+        "LIST": CommandSpec(listing.list_command, AUTHENTICATED),
         "LSUB": CommandSpec(mailboxes.lsub, AUTHENTICATED),
         "STATUS": CommandSpec(mailboxes.status, AUTHENTICATED),
-        "APPEND": CommandSpec(messages.append, AUTHENTICATED),
+        "APPEND": CommandSpec(append.append, AUTHENTICATED),
         "IDLE": CommandSpec(idle.idle, AUTHENTICATED),
+        # RFC 9208 §4 and RFC 4978 §3.
+        "GETQUOTA": CommandSpec(quota.getquota, AUTHENTICATED),
+        "GETQUOTAROOT": CommandSpec(quota.getquotaroot, AUTHENTICATED),
+        "SETQUOTA": CommandSpec(quota.setquota, AUTHENTICATED),
+        "COMPRESS": CommandSpec(compress.compress, AUTHENTICATED),
         # RFC 3501 §6.4: selected state. RFC 3501 §7.4.1: no EXPUNGE
         # responses after FETCH, STORE and SEARCH; their UID forms allow them.
         "CHECK": CommandSpec(messages.check, SELECTED),
@@ -61,5 +71,8 @@ COMMANDS.update(
         "STORE": CommandSpec(messages.store, SELECTED, expunge_ok=False),
         "COPY": CommandSpec(messages.copy, SELECTED),
         "MOVE": CommandSpec(messages.move, SELECTED),
+        # RFC 5256 §3: like SEARCH, the sequence-number forms allow no EXPUNGE.
+        "SORT": CommandSpec(sort.sort, SELECTED, expunge_ok=False),
+        "THREAD": CommandSpec(sort.thread, SELECTED, expunge_ok=False),
     }
 )

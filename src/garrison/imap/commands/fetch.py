@@ -21,6 +21,7 @@ from collections import OrderedDict
 
 from garrison.imap import errors
 from garrison.imap.command import Command, Fetch, FetchAtt
+from garrison.imap.commands.fetch_ext import binary_item, object_id_item
 from garrison.imap.commands.messages import resolve, selected_mailbox
 from garrison.imap.encoder import Response, date_time, flag_list, literal
 from garrison.imap.errors import bad
@@ -42,7 +43,8 @@ _HEADER_CACHE_ENTRIES = 20000
 
 
 def _sets_seen(att: FetchAtt) -> bool:
-    if att.name == "BODY" and att.section is not None:
+    # RFC 3516 §4.2: BINARY without .PEEK sets \Seen as BODY does.
+    if att.name in ("BODY", "BINARY") and att.section is not None:
         return not att.peek
     return att.name in ("RFC822", "RFC822.TEXT")
 
@@ -125,6 +127,10 @@ def _fetch_item(message: _Message, att: FetchAtt, flags: frozenset[str]) -> byte
         return b"RFC822.SIZE %d" % record.size
     if name == "MODSEQ":
         return b"MODSEQ (%d)" % record.modseq
+    if name in ("EMAILID", "THREADID"):
+        return object_id_item(record, name)
+    if name in ("BINARY", "BINARY.SIZE"):
+        return binary_item(message, att)
     if name == "ENVELOPE":
         return b"ENVELOPE " + message.meta.envelope
     if name == "BODYSTRUCTURE":

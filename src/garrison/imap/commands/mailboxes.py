@@ -10,6 +10,7 @@ is "/".
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from garrison.imap import errors, utf7
 from garrison.imap.command import Command, ListArgs, MailboxArg, Rename, Status
@@ -17,11 +18,29 @@ from garrison.imap.encoder import Response
 from garrison.imap.encoder import mailbox as encode_mailbox
 from garrison.imap.errors import no
 from garrison.imap.session import Session
-from garrison.store import DELIMITER, INBOX, MailboxExists, MailboxNotFound, StoreError
+from garrison.store import (
+    DELIMITER,
+    INBOX,
+    Mailbox,
+    MailboxExists,
+    MailboxNotFound,
+    StoreError,
+)
 
-SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
-# RFC 3501 §7.1: "\*" means clients may create new keywords.
-PERMANENT_FLAGS = "PERMANENTFLAGS (" + " ".join(SYSTEM_FLAGS) + " \\*)"
+
+# RFC 6154 §2: the special-use attributes, by lower-cased name.
+SPECIAL_USE_ATTRIBUTES = {
+    name.lower(): name
+    for name in (
+        "\\All",
+        "\\Archive",
+        "\\Drafts",
+        "\\Flagged",
+        "\\Junk",
+        "\\Sent",
+        "\\Trash",
+    )
+}
 
 
 def _account_id(session: Session) -> int:
@@ -42,13 +61,28 @@ def _store_error(exc: StoreError) -> errors.IMAPError:
     return no(text, errors.CANNOT)
 
 
-async def create(session: Session, command: Command, response: Response) -> None:
+def _special_use(requested: tuple[str, ...]) -> str | None:
+    """Return the one special-use attribute of CREATE ... (USE (...)), or None."""
+    if not requested:
+        return None
+    # RFC 6154 §3: USEATTR when an attribute is unknown or the combination
+    # is not supported; this store keeps one attribute per mailbox.
+    if len(requested) > 1:
+        raise no("Only one special-use attribute per mailbox", errors.USEATTR)
+    attribute = SPECIAL_USE_ATTRIBUTES.get(requested[0].lower())
+    if attribute is None:
+        raise no(f"Unknown special-use attribute {requested[0]}", errors.USEATTR)
+    return attribute
+
+
+async def create(session: Session, command: Command, response: Response):
     args: MailboxArg = command.args
     # RFC 3501 §6.3.3: a trailing delimiter only declares the intent to
     # create children.
     name = args.mailbox.rstrip(DELIMITER)
     if name == INBOX:
         raise no("INBOX already exists", errors.ALREADYEXISTS)
+    special_use = _special_use(args.special_use)
     account_id = _account_id(session)
     try:
         # RFC 3501 §6.3.3: create the missing superior names too.
@@ -57,9 +91,11 @@ async def create(session: Session, command: Command, response: Response) -> None
             parent = DELIMITER.join(parts[:depth])
             if parent and session.store.get_mailbox(account_id, parent) is None:
                 await session.store.create_mailbox(account_id, parent)
-        await session.store.create_mailbox(account_id, name)
+        created = await session.store.create_mailbox(account_id, name, special_use)
     except StoreError as exc:
         raise _store_error(exc) from None
+    # RFC 8474 §4.1: the tagged OK carries the new MAILBOXID.
+    return "CREATE completed", f"MAILBOXID ({mailbox_id(created)})"
 
 
 async def delete(session: Session, command: Command, response: Response) -> None:
@@ -188,19 +224,43 @@ async def status(session: Session, command: Command, response: Response) -> None
     mailbox = session.store.get_mailbox(_account_id(session), args.mailbox)
     if mailbox is None:
         raise no(f"Mailbox {args.mailbox} does not exist", errors.NONEXISTENT)
+    response.untagged(status_response(session, mailbox, args.items))
+
+
+def mailbox_id(mailbox: Mailbox) -> str:
+    """Return the RFC 8474 MAILBOXID: stable across RENAME, never reused.
+
+    The UIDVALIDITY is unique per mailbox in this store and the row id
+    keeps two mailboxes apart even if UIDVALIDITY values were copied.
+    """
+    return f"M{mailbox.id}-{mailbox.uidvalidity}"
+
+
+def status_response(session: Session, mailbox: Mailbox, items: Sequence[str]) -> bytes:
+    """Return the STATUS response data for the items, in the order requested."""
     counters = session.store.status(mailbox.id)
-    if "HIGHESTMODSEQ" in args.items:
+    if "HIGHESTMODSEQ" in items:
         # RFC 7162 §3.1: STATUS HIGHESTMODSEQ enables CONDSTORE.
         session.enabled.add("CONDSTORE")
-    values = {
+    values: dict[str, object] = {
         "MESSAGES": counters.messages,
         "RECENT": 0,
         "UIDNEXT": counters.uidnext,
         "UIDVALIDITY": counters.uidvalidity,
         "UNSEEN": counters.unseen,
         "HIGHESTMODSEQ": counters.highestmodseq,
+        # RFC 8438 §2: the total size of the messages in octets.
+        "SIZE": counters.size,
+        "MAILBOXID": f"({mailbox_id(mailbox)})",
     }
-    items = " ".join(f"{item} {values[item]}" for item in args.items)
-    response.untagged(
-        b"STATUS " + encode_mailbox(mailbox.name) + b" (" + items.encode() + b")"
+    if "DELETED" in items or "DELETED-STORAGE" in items:
+        # RFC 9208 §4.2: messages with \Deleted, and their storage in KiB.
+        deleted, deleted_bytes = session.store.deleted_usage(mailbox.id)
+        values["DELETED"] = deleted
+        values["DELETED-STORAGE"] = (deleted_bytes + 1023) // 1024
+    text = " ".join(f"{item} {values[item]}" for item in items)
+    return (
+        b"STATUS "
+        + encode_mailbox(mailbox.name, session.utf8_mailboxes)
+        + b" (" + text.encode() + b")"
     )

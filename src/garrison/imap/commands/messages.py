@@ -11,11 +11,9 @@ from __future__ import annotations
 
 from garrison.imap import errors
 from garrison.imap.command import (
-    Append,
     Command,
     CopyArgs,
     Expunge,
-    SpooledLiteral,
     Store,
 )
 from garrison.imap.encoder import Response, flag_list
@@ -23,7 +21,7 @@ from garrison.imap.errors import bad, no
 from garrison.imap.selected import InvalidSequenceNumber, SelectedMailbox
 from garrison.imap.session import Session
 from garrison.imap.types import format_uid_set
-from garrison.store import MessageRecord, StoreError
+from garrison.store import MessageRecord, QuotaExceeded, StoreError
 
 
 def selected_mailbox(session: Session) -> SelectedMailbox:
@@ -42,32 +40,6 @@ def _require_writable(selected: SelectedMailbox) -> None:
     if selected.readonly:
         # RFC 3501 §6.3.2: EXAMINE selects read-only.
         raise no("Mailbox is read-only (selected with EXAMINE)", errors.READ_ONLY)
-
-
-async def append(session: Session, command: Command, response: Response):
-    args: Append = command.args
-    assert session.account is not None
-    mailbox = session.store.get_mailbox(session.account.id, args.mailbox)
-    if mailbox is None:
-        # RFC 3501 §6.3.11: TRYCREATE when the target mailbox does not exist.
-        raise no(f"Mailbox {args.mailbox} does not exist", errors.TRYCREATE)
-    if len(args.message) == 0:
-        raise no("Empty message", errors.CANNOT)
-    try:
-        if isinstance(args.message, SpooledLiteral):
-            uidvalidity, uid = await session.store.append_chunks(
-                mailbox.id, args.message.chunks(), args.flags, args.internaldate
-            )
-        else:
-            uidvalidity, uid = await session.store.append(
-                mailbox.id, args.message, args.flags, args.internaldate
-            )
-    except StoreError as exc:
-        raise no(str(exc), errors.CANNOT) from None
-    if session.selected is not None and session.selected.mailbox_id == mailbox.id:
-        session.selected.changed = True
-    # RFC 4315 §3: APPENDUID <uidvalidity> <uid>.
-    return "APPEND completed", f"APPENDUID {uidvalidity} {uid}"
 
 
 async def check(session: Session, command: Command, response: Response) -> None:
@@ -221,6 +193,9 @@ async def _copy_or_move(
             pairs = await session.store.move(selected.mailbox_id, uids, target.id)
         else:
             pairs = await session.store.copy(selected.mailbox_id, uids, target.id)
+    except QuotaExceeded as exc:
+        # RFC 9208 §5.1: COPY over the quota fails with OVERQUOTA.
+        raise no(str(exc), errors.OVERQUOTA) from None
     except StoreError as exc:
         raise no(str(exc), errors.CANNOT) from None
     if not pairs:

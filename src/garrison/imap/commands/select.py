@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from garrison.imap import errors
 from garrison.imap.command import Command, QResyncParams, Select
+from garrison.imap.commands.mailboxes import mailbox_id
 from garrison.imap.encoder import Response, flag_list
 from garrison.imap.encoder import mailbox as encode_mailbox
 from garrison.imap.errors import bad, no
@@ -83,6 +84,8 @@ async def _select(
             )
     response.status(None, errors.OK, "UIDs valid", f"UIDVALIDITY {mailbox.uidvalidity}")
     response.status(None, errors.OK, "Predicted next UID", f"UIDNEXT {mailbox.uidnext}")
+    # RFC 8474 §4.2: SELECT and EXAMINE report the MAILBOXID.
+    response.status(None, errors.OK, "Ok", f"MAILBOXID ({mailbox_id(mailbox)})")
     if session.condstore:
         # RFC 7162 §3.1.2.
         response.status(
