@@ -3,6 +3,7 @@
 #   swaks      SMTP client (sends the test messages)
 #   postfix    for /usr/sbin/smtp-source only; the MTA is not configured or started
 #   isync      mbsync, the IMAP to Maildir synchroniser
+#   offlineimap3  offlineimap, a second IMAP to Maildir synchroniser
 #   fetchmail  POP3 client
 #   mutt       IMAP and POP3 client (optional in the tests)
 #   openssl    s_client for TLS checks
@@ -19,6 +20,7 @@ packages=(
     "swaks:/usr/bin/swaks"
     "postfix:/usr/sbin/smtp-source"
     "isync:/usr/bin/mbsync"
+    "offlineimap3:/usr/bin/offlineimap"
     "fetchmail:/usr/bin/fetchmail"
     "mutt:/usr/bin/mutt"
     "openssl:/usr/bin/openssl"

@@ -6,7 +6,7 @@ comes from `garrison.message.extract_search_text`, so it is decoded from
 its transfer encoding and charset (GB2312, GBK, GB18030, Big5, UTF-8 and
 the rest of `garrison.message.charsets`). The trigram tokenizer needs no
 word segmentation, so any substring of three or more characters of Chinese
-or any other script is found; shorter strings cannot use the index, and
+or any other script is found. Shorter strings cannot use the index, so
 callers scan instead (`MIN_QUERY_CHARS`).
 
 Tables: `search_docs` maps a stable integer id to the blob id, and the

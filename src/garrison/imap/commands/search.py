@@ -1,8 +1,8 @@
 """SEARCH and UID SEARCH (RFC 3501 §6.4.4, §6.4.8) with their extensions.
 
-ESEARCH (RFC 4731): `SEARCH RETURN (MIN MAX ALL COUNT)` answers with one
-ESEARCH response; after ENABLE IMAP4rev2 every SEARCH does, with ALL when
-no RETURN is given (RFC 9051 §6.4.4). SEARCHRES (RFC 5182): RETURN (SAVE)
+ESEARCH (RFC 4731): `SEARCH RETURN (MIN MAX ALL COUNT)` gets one ESEARCH
+response; after ENABLE IMAP4rev2 every SEARCH does, with ALL when no
+RETURN is given (RFC 9051 §6.4.4). SEARCHRES (RFC 5182): RETURN (SAVE)
 keeps the result for "$". CONDSTORE (RFC 7162 §3.1.5): the MODSEQ key
 enables CONDSTORE and adds the highest MODSEQ of the matches.
 """
