@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Install the Debian packages that the end-to-end tests drive as real clients:
 #   swaks      SMTP client (sends the test messages)
-#   postfix    for /usr/sbin/smtp-source only; the MTA is not configured or started
+#   postfix    smtp-source and smtp-sink, and a private Postfix instance that the
+#              queue tests start as a remote MX with its own config directory;
+#              the system's Postfix is not configured or started
 #   isync      mbsync, the IMAP to Maildir synchroniser
 #   offlineimap3  offlineimap, a second IMAP to Maildir synchroniser
 #   fetchmail  POP3 client
