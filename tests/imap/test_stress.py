@@ -111,7 +111,10 @@ class Client:
     async def run(self, command: str) -> bytes:
         reply = await self.dialogue.command(command, expect=None)
         self.apply(reply.untagged)
-        if reply.status != "OK":
+        # RFC 5530 §3: a message expunged by another session meanwhile may
+        # make a command fail with EXPUNGEISSUED; that is a valid outcome.
+        raced = reply.status == "NO" and reply.text.startswith(b"[EXPUNGEISSUED]")
+        if reply.status != "OK" and not raced:
             self.errors.append(f"{self.name}: {command!r} -> {reply.status} {reply.text!r}")
         return reply.text
 
