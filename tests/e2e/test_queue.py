@@ -79,8 +79,15 @@ def make_instance(
 
     instance = NamedHostProcess(base / domain, host, domain)
     run_cli(
-        "init", "--data-dir", str(instance.data_dir), "--hostname", f"mx.{domain}",
-        "--domain", domain, "--listen", host,
+        "init",
+        "--data-dir",
+        str(instance.data_dir),
+        "--hostname",
+        f"mx.{domain}",
+        "--domain",
+        domain,
+        "--listen",
+        host,
     )
     instance.cli(
         "user", "passwd", instance.alice(), "--password-stdin", stdin=PASSWORD + "\n"
@@ -94,7 +101,9 @@ def make_instance(
             rf'(name = "{name}"\n(?:.*\n)*?port = )\d+', rf"\g<1>{port}", text, count=1
         )
     for key, value in settings.items():
-        text, count = re.subn(rf"^{key} = .*$", f"{key} = {value}", text, count=1, flags=re.M)
+        text, count = re.subn(
+            rf"^{key} = .*$", f"{key} = {value}", text, count=1, flags=re.M
+        )
         assert count == 1, f"setting {key} not found"
     instance.config.write_text(text)
     return instance
@@ -120,7 +129,9 @@ def inbox(instance: NamedHostProcess) -> list[bytes]:
     """Return the messages in alice's INBOX, read over IMAPS."""
     context = ssl.create_default_context(cafile=str(instance.ca_file))
     context.check_hostname = False
-    with imaplib.IMAP4_SSL(instance.host, instance.port("imaps"), ssl_context=context) as imap:
+    with imaplib.IMAP4_SSL(
+        instance.host, instance.port("imaps"), ssl_context=context
+    ) as imap:
         imap.login(instance.alice(), PASSWORD)
         imap.select("INBOX", readonly=True)
         _, data = imap.uid("FETCH", "1:*", "(BODY.PEEK[])")
@@ -152,7 +163,9 @@ def dns() -> Iterator[DNSServer]:
 
 
 @pytest.fixture
-def two_instances(tmp_path: Path, dns: DNSServer) -> Iterator[tuple[NamedHostProcess, ...]]:
+def two_instances(
+    tmp_path: Path, dns: DNSServer
+) -> Iterator[tuple[NamedHostProcess, ...]]:
     port = shared_port(["127.0.0.2", "127.0.0.3"])
     a = make_instance(tmp_path, "127.0.0.2", "a.test", port, queue_settings(dns, port))
     b = make_instance(tmp_path, "127.0.0.3", "b.test", port, queue_settings(dns, port))
@@ -175,11 +188,13 @@ def test_forward_and_bounce_between_instances(two_instances) -> None:
 
     with smtplib.SMTP(a.host, a.port("smtp"), timeout=10) as client:
         client.sendmail(
-            "alice@b.test", ["fwd@a.test"],
+            "alice@b.test",
+            ["fwd@a.test"],
             b"Subject: forwarded\r\nFrom: alice@b.test\r\n\r\nover MX\r\n",
         )
         client.sendmail(
-            "alice@b.test", ["ghost@a.test"],
+            "alice@b.test",
+            ["ghost@a.test"],
             b"Subject: doomed\r\nFrom: alice@b.test\r\n\r\nno such user\r\n",
         )
 
@@ -205,7 +220,9 @@ def test_forward_and_bounce_between_instances(two_instances) -> None:
     assert "Remote-MTA: dns; mx.b.test" in report
     assert "Subject: doomed" in report
     assert "Return-Path: <>" in report
-    wait_for(lambda: "0 messages" in a.cli("queue", "list").stdout, 10, "A's queue empty")
+    wait_for(
+        lambda: "0 messages" in a.cli("queue", "list").stdout, 10, "A's queue empty"
+    )
 
 
 class ScriptedReceiver:
@@ -288,7 +305,8 @@ def test_kill_during_delivery_neither_loses_nor_duplicates(
     receiver = ScriptedReceiver(receiver_port)
     smtp_port = shared_port(["127.0.0.2"])
     settings = queue_settings(
-        dns, smtp_port,
+        dns,
+        smtp_port,
         routing_override=f'{{"sink.test" = "127.0.0.1:{receiver_port}"}}',
     )
     a = make_instance(tmp_path, "127.0.0.2", "a.test", smtp_port, settings)
@@ -302,7 +320,9 @@ def test_kill_during_delivery_neither_loses_nor_duplicates(
     try:
         a.start()
         with smtplib.SMTP(a.host, a.port("smtp"), timeout=10) as client:
-            client.sendmail("x@b.test", ["out@a.test"], b"Subject: once\r\n\r\nonly once\r\n")
+            client.sendmail(
+                "x@b.test", ["out@a.test"], b"Subject: once\r\n\r\nonly once\r\n"
+            )
         assert checkpoint.wait(20), f"the delivery never reached {moment}:\n{a.log()}"
         if moment == "after the 250":
             # The 250 is recorded in one group commit; give it that long.
@@ -317,7 +337,9 @@ def test_kill_during_delivery_neither_loses_nor_duplicates(
         a.start()
         wait_for(lambda: len(receiver.accepted) >= 1, 30, "the delivery after restart")
         # Once the message has left the queue nothing can send it again.
-        wait_for(lambda: "0 messages" in a.cli("queue", "list").stdout, 20, "an empty queue")
+        wait_for(
+            lambda: "0 messages" in a.cli("queue", "list").stdout, 20, "an empty queue"
+        )
         assert len(receiver.accepted) == 1
         assert b"only once" in receiver.accepted[0]
     finally:

@@ -288,10 +288,20 @@ def smtp_sink() -> Iterator[Callable[..., SMTPSink]]:
         dump = Path(tempfile.mkdtemp(prefix="garrison-sink-"))
         dump.chmod(0o777)
         dirs.append(dump)
-        command = [program, "-u", "postfix", "-d", f"{dump}/%M.", *options,
-                   f"127.0.0.1:{port}", "10"]
+        command = [
+            program,
+            "-u",
+            "postfix",
+            "-d",
+            f"{dump}/%M.",
+            *options,
+            f"127.0.0.1:{port}",
+            "10",
+        ]
         process = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
         wait_for_port(port, process)

@@ -29,8 +29,10 @@ class DNSServer:
     """Serves a fixed zone until `stop()`."""
 
     def __init__(self, zone: Zone, servfail: set[str] | None = None) -> None:
-        self.zone = {(name.lower().rstrip("."), rtype.upper()): records
-                     for (name, rtype), records in zone.items()}
+        self.zone = {
+            (name.lower().rstrip("."), rtype.upper()): records
+            for (name, rtype), records in zone.items()
+        }
         self.servfail = {name.lower() for name in servfail or set()}
         self.queries: list[tuple[str, str]] = []
         self._udp, self._tcp = self._bind()

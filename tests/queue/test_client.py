@@ -26,7 +26,9 @@ def request(recipients: list[str], content: bytes = MESSAGE) -> MailRequest:
 def inbox_contents(server, address: str) -> list[bytes]:
     account = server.directory.get_account(address)
     mailbox = server.store.get_mailbox(account.id, "INBOX")
-    return [server.store.blobs.read(r.blob_id) for r in server.store.messages(mailbox.id)]
+    return [
+        server.store.blobs.read(r.blob_id) for r in server.store.messages(mailbox.id)
+    ]
 
 
 async def test_chunking_pipelining_and_starttls(garrison_server) -> None:

@@ -96,8 +96,12 @@ def test_dsn_is_a_delivery_status_report() -> None:
         arrival=datetime(2024, 1, 2, tzinfo=UTC),
         recipients=[
             dsn.RecipientReport(
-                "b@remote.test", "rfc822;B@remote.test", dsn.ACTION_FAILED,
-                "5.1.1", "mx.remote.test", "550 5.1.1 unknown",
+                "b@remote.test",
+                "rfc822;B@remote.test",
+                dsn.ACTION_FAILED,
+                "5.1.1",
+                "mx.remote.test",
+                "550 5.1.1 unknown",
             )
         ],
         original=original,

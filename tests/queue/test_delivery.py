@@ -156,7 +156,8 @@ async def test_soft_rejection_retries_warns_then_expires(
         assert queued.recipients[0].attempts >= 2
         assert queued.recipients[0].last_code == 451
         reports = await wait_until(
-            lambda: len(inbox(runner)) >= 2 and inbox(runner), timeout=30,
+            lambda: len(inbox(runner)) >= 2 and inbox(runner),
+            timeout=30,
             what="the expiry bounce",
         )
         await wait_until(lambda: queue_empty(runner), what="an empty queue")
@@ -203,7 +204,9 @@ async def test_non_loopback_destination_is_deferred(settings, dns_server) -> Non
 
         def attempted():
             message = records.load(queue_id)
-            return message is not None and message.recipients[0].attempts > 0 and message
+            return (
+                message is not None and message.recipients[0].attempts > 0 and message
+            )
 
         message = await wait_until(attempted, what="a first attempt")
     recipient = message.recipients[0]
@@ -222,7 +225,10 @@ async def test_implicit_mx_and_dsn_parameters_relayed(
             runner,
             ["user@implicit.test"],
             params={"ENVID": "id+1", "RET": "FULL"},
-            rcpt_params={"NOTIFY": "FAILURE,DELAY", "ORCPT": "rfc822;user@implicit.test"},
+            rcpt_params={
+                "NOTIFY": "FAILURE,DELAY",
+                "ORCPT": "rfc822;user@implicit.test",
+            },
         )
         dumps = await wait_until(sink.messages, what="delivery to smtp-sink")
         await wait_until(lambda: queue_empty(runner), what="an empty queue")

@@ -33,7 +33,9 @@ async def test_subaddress_and_catch_all(settings, dns_server) -> None:
     async with running(config, run_queue=False) as runner:
         assert runner.services is not None
         runner.services.directory.add_alias("@example.test", BOB)
-        await send(runner.port("smtp"), ["alice+lists@example.test", "random@example.test"])
+        await send(
+            runner.port("smtp"), ["alice+lists@example.test", "random@example.test"]
+        )
         assert len(inbox(runner, ALICE)) == 1
         assert len(inbox(runner, BOB)) == 1
 
@@ -63,11 +65,14 @@ async def test_group_forwards_with_srs(settings, dns_server, postfix_mx) -> None
 async def test_mail_loop_is_rejected(settings, dns_server) -> None:
     config = queue_settings_for(settings, dns_server(remote_zone()), 9)
     hops = config.queue.max_hops
-    looping = b"".join(
-        b"Received: from hop%d.example by hop%d.example; Mon, 1 Jan 2024 00:00:00 +0000\r\n"
-        % (i, i + 1)
-        for i in range(hops)
-    ) + MESSAGE
+    looping = (
+        b"".join(
+            b"Received: from hop%d.example by hop%d.example;"
+            b" Mon, 1 Jan 2024 00:00:00 +0000\r\n" % (i, i + 1)
+            for i in range(hops)
+        )
+        + MESSAGE
+    )
     async with running(config, run_queue=False) as runner:
         with pytest.raises(smtplib.SMTPDataError) as raised:
             await send(runner.port("smtp"), [ALICE], looping)

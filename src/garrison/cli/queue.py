@@ -4,17 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from garrison.queue.admin import QueueAdmin, QueueAdminError, describe_time
 from garrison.queue.records import QueuedMessage
 
-queue_app = typer.Typer(no_args_is_help=True, help="Inspect and manage the outbound queue.")
+queue_app = typer.Typer(
+    no_args_is_help=True, help="Inspect and manage the outbound queue."
+)
 
 ConfigOption = Annotated[
-    Optional[Path],  # noqa: UP007 - typer needs Optional here
+    Path | None,  # noqa: UP007 - typer needs Optional here
     typer.Option(
         "--config",
         "-c",
@@ -48,7 +50,9 @@ def queue_list(config: ConfigOption = None) -> None:
         admin.close()
     for message in messages:
         pending = [r for r in message.recipients if r.status not in ("sent", "bounced")]
-        state = "held" if message.held else f"next={describe_time(message.next_attempt)}"
+        state = (
+            "held" if message.held else f"next={describe_time(message.next_attempt)}"
+        )
         typer.echo(
             f"{message.queue_id}\t{describe_time(message.created_at)}\t{message.size}"
             f"\t{_sender(message)}\t{state}\trecipients={len(pending)}"
@@ -92,7 +96,10 @@ def _fail(exc: Exception) -> None:
 
 
 def _change(
-    queue_id: str, config: Path | None, action: Callable[[QueueAdmin, str], None], verb: str
+    queue_id: str,
+    config: Path | None,
+    action: Callable[[QueueAdmin, str], None],
+    verb: str,
 ) -> None:
     admin = _admin(config)
     try:

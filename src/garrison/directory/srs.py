@@ -53,7 +53,9 @@ class SRS:
     @classmethod
     def from_database(cls, conn: sqlite3.Connection) -> SRS:
         """Load the secret from the settings table, creating it on first use."""
-        row = conn.execute("SELECT value FROM settings WHERE key = 'srs_secret'").fetchone()
+        row = conn.execute(
+            "SELECT value FROM settings WHERE key = 'srs_secret'"
+        ).fetchone()
         if row is None:
             conn.execute(
                 "INSERT OR IGNORE INTO settings(key, value) VALUES ('srs_secret', ?)",

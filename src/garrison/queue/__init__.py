@@ -4,11 +4,15 @@ API for the delivery pipeline:
 
     queue_id = await queue.enqueue(envelope, blob_ref)
 
-`envelope` has the shape of `garrison.delivery.Envelope`: `queue_id` (kept
-when free, else a new one is made), `mail_from` ("" for the null
-reverse-path), `params` (MAIL parameters: ENVID, RET, BODY, SMTPUTF8) and
-`recipients`, each with `address` and `params` (RCPT parameters: NOTIFY,
-ORCPT, with xtext already decoded). `blob_ref` is a committed blob. When
+`envelope` has the shape of `garrison.delivery.Envelope`:
+
+- `queue_id`: kept when free, else a new one is made;
+- `mail_from`: the sender, "" for the null reverse-path;
+- `params`: MAIL parameters (ENVID, RET, BODY, SMTPUTF8);
+- `recipients`: each with `address` and `params`, the RCPT parameters
+  (NOTIFY, ORCPT) with xtext already decoded.
+
+`blob_ref` is a committed blob. When
 `enqueue` returns, the message and one row per recipient are committed
 (one group-committed transaction), so the SMTP server may reply `250`.
 Recipients in local domains may be queued too: the scheduler stores them
@@ -22,7 +26,7 @@ What is durable when:
   the content (before QUIT), so after a crash no recipient that the
   next hop accepted is sent the message again. The one exception is a
   crash between the server's `250` and that commit, a window of one
-  database commit; RFC 5321 §6.1 accepts such duplicates.
+  database commit: the duplicate-message problem that RFC 1047 describes.
 - A DSN is queued in the same transaction that marks its recipients done.
 
 Temporary (4yz, time-outs, DNS failures) versus permanent (5yz, NXDOMAIN,
@@ -32,7 +36,8 @@ Only one worker process runs the scheduler; a lease on each message
 from delivering the same message.
 
 Modules: `records` (tables), `routing` (MX, RFC 7505), `client` (SMTP
-client), `dsn` (RFC 3464 and RFC 6522 reports), `scheduler`, `admin`
+client), `dsn` (RFC 3464 and RFC 6522 reports), `reports` (which DSNs
+to queue), `scheduler`, `admin`
 (the `garrison queue` commands).
 
 Implemented RFCs: 5321 (client side), 1870, 2920, 3030, 3207, 3461, 3464,
@@ -59,7 +64,9 @@ from garrison.store import BlobRef, MailStore
 class OutboundQueue:
     """The queue service of one process: enqueue, and the scheduler when started."""
 
-    def __init__(self, settings: Settings, store: MailStore, directory: Directory) -> None:
+    def __init__(
+        self, settings: Settings, store: MailStore, directory: Directory
+    ) -> None:
         self.settings = settings
         self.store = store
         self.directory = directory

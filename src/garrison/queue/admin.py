@@ -72,11 +72,15 @@ class QueueAdmin:
 
     def hold(self, queue_id: str) -> None:
         """Keep the message in the queue without delivery attempts."""
-        self._change(queue_id, [("UPDATE queue_messages SET held = 1 WHERE id = ?", ())])
+        self._change(
+            queue_id, [("UPDATE queue_messages SET held = 1 WHERE id = ?", ())]
+        )
 
     def release(self, queue_id: str) -> None:
         """End a hold; the message is due at once."""
-        self._change(queue_id, [("UPDATE queue_messages SET held = 0 WHERE id = ?", ())])
+        self._change(
+            queue_id, [("UPDATE queue_messages SET held = 0 WHERE id = ?", ())]
+        )
         self.retry(queue_id)
 
     def delete(self, queue_id: str) -> None:

@@ -22,6 +22,7 @@ guessed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -45,7 +46,7 @@ CHUNK_SIZE = 1024 * 1024
 
 
 class SMTPClientError(Exception):
-    """The session failed before a reply settled the outcome; `reply` says how."""
+    """The session failed before a reply settled the outcome; see `reply`."""
 
     def __init__(self, reply: Reply) -> None:
         super().__init__(f"{reply.code} {reply.enhanced} {reply.text}".strip())
@@ -120,7 +121,11 @@ class SMTPClient:
             raise SMTPClientError(greeting)
         await self._hello()
 
-        if starttls and self.tls_context is not None and extensions.STARTTLS in self.extensions:
+        if (
+            starttls
+            and self.tls_context is not None
+            and extensions.STARTTLS in self.extensions
+        ):
             await self._starttls()
 
     async def _hello(self) -> None:
@@ -153,7 +158,7 @@ class SMTPClient:
                 local_reply(451, "4.7.5", f"TLS handshake failed: {exc}")
             ) from exc
         self.tls = True
-        # RFC 3207 §4.2: the client discards what it knew and says EHLO again.
+        # RFC 3207 §4.2: the client discards what it knew and sends EHLO again.
         self.extensions = {}
         await self._hello()
 
@@ -170,10 +175,8 @@ class SMTPClient:
         except (OSError, TimeoutError, SMTPClientError, ReplySyntaxError):
             pass
         writer.close()
-        try:
+        with contextlib.suppress(OSError, TimeoutError, ssl.SSLError):
             await asyncio.wait_for(writer.wait_closed(), 5)
-        except (OSError, TimeoutError, ssl.SSLError):
-            pass
 
     def abort(self) -> None:
         """Close the connection at once, without QUIT."""
@@ -202,20 +205,26 @@ class SMTPClient:
             await asyncio.wait_for(self._writer.drain(), self._timeout(timeout))
         except (OSError, TimeoutError) as exc:
             raise SMTPClientError(
-                local_reply(451, "4.4.2", f"sending to {self.server_name} failed: {exc}")
+                local_reply(
+                    451, "4.4.2", f"sending to {self.server_name} failed: {exc}"
+                )
             ) from exc
 
     async def _read_reply(self, timeout: float) -> Reply:
         await self._drain(timeout)
         try:
-            return await asyncio.wait_for(self._read_reply_raw(), self._timeout(timeout))
+            return await asyncio.wait_for(
+                self._read_reply_raw(), self._timeout(timeout)
+            )
         except TimeoutError as exc:
             raise SMTPClientError(
                 local_reply(451, "4.4.2", f"{self.server_name} did not reply in time")
             ) from exc
         except ReplySyntaxError as exc:
             raise SMTPClientError(
-                local_reply(451, "4.5.0", f"invalid reply from {self.server_name}: {exc}")
+                local_reply(
+                    451, "4.5.0", f"invalid reply from {self.server_name}: {exc}"
+                )
             ) from exc
 
     async def _read_reply_raw(self) -> Reply:
@@ -229,7 +238,9 @@ class SMTPClient:
                 ) from exc
             if not data:
                 raise SMTPClientError(
-                    local_reply(451, "4.4.2", f"{self.server_name} closed the connection")
+                    local_reply(
+                        451, "4.4.2", f"{self.server_name} closed the connection"
+                    )
                 )
             self._pending.extend(self._replies.feed(data))
         return self._pending.pop(0)
@@ -297,11 +308,13 @@ class SMTPClient:
         chunking = extensions.CHUNKING in self.extensions
         pipelining = extensions.PIPELINING in self.extensions
         commands = [self._mail_command(request)]
-        commands += [self._rcpt_command(request, i) for i in range(len(request.recipients))]
+        commands += [
+            self._rcpt_command(request, i) for i in range(len(request.recipients))
+        ]
 
         if pipelining:
-            # RFC 2920 §3.1: DATA may end a group; BDAT is sent after the
-            # RCPT replies so that no content goes out for nobody.
+            # RFC 2920 §3.1: DATA may end a group. BDAT waits for the RCPT
+            # replies, so no content is sent when every recipient failed.
             group = commands + ([] if chunking else ["DATA"])
             self._write("".join(line + "\r\n" for line in group).encode("utf-8"))
             mail_reply = await self._read_reply(MAIL_TIMEOUT)
@@ -321,7 +334,9 @@ class SMTPClient:
             await self._reset_if_needed(data_reply)
             return [mail_reply] * len(request.recipients)
 
-        accepted = [i for i, reply in enumerate(rcpt_replies) if reply.code in (250, 251)]
+        accepted = [
+            i for i, reply in enumerate(rcpt_replies) if reply.code in (250, 251)
+        ]
         if not accepted:
             await self._reset_if_needed(data_reply)
             return rcpt_replies
@@ -345,8 +360,8 @@ class SMTPClient:
 
     async def _reset_if_needed(self, data_reply: Reply | None) -> None:
         # A pipelined DATA that got 354 although no recipient was accepted
-        # must be ended with an empty message (RFC 2920 §3.1 allows no
-        # other way out); the server then rejects it.
+        # is ended with an empty message, because the server now expects
+        # content. The server then rejects the transaction.
         if data_reply is not None and data_reply.code == 354:
             self._write(b".\r\n")
             await self._read_reply(DATA_END_TIMEOUT)

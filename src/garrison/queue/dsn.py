@@ -146,7 +146,9 @@ def build_dsn(
             fields.append(f"Diagnostic-Code: smtp; {_one_line(report.diagnostic)}")
         fields.append(f"Last-Attempt-Date: {format_datetime(now)}")
         if report.will_retry_until is not None:
-            fields.append(f"Will-Retry-Until: {format_datetime(report.will_retry_until)}")
+            fields.append(
+                f"Will-Retry-Until: {format_datetime(report.will_retry_until)}"
+            )
         blocks.append(crlf.join(fields))
 
     summary = [_explanation(action, reporting_mta)]

@@ -13,7 +13,7 @@ due messages (`QueueStore.claim`) and processes each in its own task:
    not send the message again. 4yz replies defer the recipient with
    exponential back-off (`min_retry_interval` doubled per attempt, at most
    `max_retry_interval`); 5yz replies and expiry (`max_lifetime`) fail it.
-3. DSNs (`dsn.build_dsn`) go to the sender for failed recipients, for
+3. DSNs (`reports`, `dsn`) go to the sender for failed recipients, for
    delivered ones that asked with NOTIFY=SUCCESS, and once per message as
    a delay warning after `delay_warning_after`. A message with the null
    sender never gets a DSN.
@@ -29,7 +29,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import re
 import secrets
 import ssl
 import time
@@ -41,10 +40,8 @@ from email.utils import format_datetime
 from garrison.config import Settings
 from garrison.directory import Directory, Resolution
 from garrison.observability.log import event
-from garrison.queue import dsn
 from garrison.queue.client import MailRequest, SMTPClient, SMTPClientError
 from garrison.queue.records import (
-    BOUNCED,
     DELIVERED,
     FAILED,
     QUEUED,
@@ -55,18 +52,13 @@ from garrison.queue.records import (
     QueuedRecipient,
     QueueStore,
     RecipientResult,
-    insert_envelope,
 )
+from garrison.queue.reports import ReportsMixin
 from garrison.queue.routing import Router, RoutingError
 from garrison.smtp.replies import Reply
 from garrison.store import BlobRef, MailStore, StoreError
-from garrison.store.writer import Transaction
 
 log = logging.getLogger("garrison.queue")
-
-_ENHANCED = re.compile(r"\b([245]\.\d{1,3}\.\d{1,3})\b")
-# Bytes read from the start of a blob to find its header section for a DSN.
-_HEADER_PREFIX = 256 * 1024
 
 
 def client_tls_context(verify: bool) -> ssl.SSLContext:
@@ -87,16 +79,7 @@ def format_reply(reply: Reply) -> str:
     return " ".join(part for part in (str(reply.code), reply.enhanced, text) if part)
 
 
-def status_code(recipient: QueuedRecipient) -> str:
-    """Return the RFC 3463 status of a recipient's last reply."""
-    match = _ENHANCED.search(recipient.last_reply or "")
-    if match is not None:
-        return match.group(1)
-    code = recipient.last_code or 0
-    return "5.0.0" if code >= 500 else "4.0.0" if code >= 400 else "2.0.0"
-
-
-class QueueScheduler:
+class QueueScheduler(ReportsMixin):
     """Delivers due messages from the queue until stopped."""
 
     def __init__(
@@ -177,7 +160,9 @@ class QueueScheduler:
                 continue
             task = asyncio.create_task(self._process(message))
             self._active[message.id] = task
-            task.add_done_callback(lambda _t, key=message.id: self._active.pop(key, None))
+            task.add_done_callback(
+                lambda _t, key=message.id: self._active.pop(key, None)
+            )
             started += 1
         return started
 
@@ -196,7 +181,10 @@ class QueueScheduler:
             await self._notify(message.queue_id)
         except Exception as exc:  # noqa: BLE001 - logged; the lease expires
             event(
-                log, "queue_error", logging.ERROR, queue_id=message.queue_id,
+                log,
+                "queue_error",
+                logging.ERROR,
+                queue_id=message.queue_id,
                 error=repr(exc),
             )
             log.exception("queue_id=%s unexpected error", message.queue_id)
@@ -205,7 +193,13 @@ class QueueScheduler:
         try:
             done = await self.records.finish_attempt(message, self.owner)
         except (StoreError, OSError) as exc:
-            event(log, "finish_failed", logging.ERROR, queue_id=message.queue_id, error=exc)
+            event(
+                log,
+                "finish_failed",
+                logging.ERROR,
+                queue_id=message.queue_id,
+                error=exc,
+            )
             return
         if done:
             event(log, "removed", queue_id=message.queue_id)
@@ -215,10 +209,17 @@ class QueueScheduler:
         while True:
             await asyncio.sleep(interval)
             try:
-                await self.records.renew(self.owner, [message.id], self.limits.lease_seconds)
+                await self.records.renew(
+                    self.owner, [message.id], self.limits.lease_seconds
+                )
             except (StoreError, OSError) as exc:
-                event(log, "lease_renew_failed", logging.WARNING,
-                      queue_id=message.queue_id, error=exc)
+                event(
+                    log,
+                    "lease_renew_failed",
+                    logging.WARNING,
+                    queue_id=message.queue_id,
+                    error=exc,
+                )
 
     def _expires_at(self, message: QueuedMessage) -> float:
         return message.created_at + self.limits.max_lifetime
@@ -226,7 +227,9 @@ class QueueScheduler:
     async def _attempt(self, message: QueuedMessage) -> None:
         now = time.time()
         due = [
-            r for r in message.recipients if r.status == QUEUED and r.next_attempt <= now
+            r
+            for r in message.recipients
+            if r.status == QUEUED and r.next_attempt <= now
         ]
         if not due:
             return
@@ -238,14 +241,18 @@ class QueueScheduler:
         for recipient in due:
             by_domain[recipient.domain].append(recipient)
         await asyncio.gather(
-            *(self._deliver_domain(message, domain, rcpts)
-              for domain, rcpts in by_domain.items())
+            *(
+                self._deliver_domain(message, domain, rcpts)
+                for domain, rcpts in by_domain.items()
+            )
         )
 
     def _expired(self, recipient: QueuedRecipient) -> RecipientResult:
         last = recipient.last_reply or "no attempt succeeded"
         return RecipientResult(
-            recipient.id, FAILED, recipient.last_code or 451,
+            recipient.id,
+            FAILED,
+            recipient.last_code or 451,
             f"4.4.7 message expired in the queue; last error: {last}",
         )
 
@@ -271,14 +278,17 @@ class QueueScheduler:
             return RecipientResult(recipient.id, FAILED, reply.code, text, remote_host)
 
         delay = min(
-            self.limits.min_retry_interval * 2 ** recipient.attempts,
+            self.limits.min_retry_interval * 2**recipient.attempts,
             self.limits.max_retry_interval,
         )
         next_attempt = time.time() + delay
         if next_attempt >= self._expires_at(message):
             failed = RecipientResult(
-                recipient.id, FAILED, reply.code,
-                f"4.4.7 message expired in the queue; last error: {text}", remote_host,
+                recipient.id,
+                FAILED,
+                reply.code,
+                f"4.4.7 message expired in the queue; last error: {text}",
+                remote_host,
             )
             return failed
         return RecipientResult(
@@ -286,14 +296,20 @@ class QueueScheduler:
         )
 
     def _log_results(
-        self, message: QueuedMessage, recipients: Sequence[QueuedRecipient],
+        self,
+        message: QueuedMessage,
+        recipients: Sequence[QueuedRecipient],
         results: Sequence[RecipientResult],
     ) -> None:
         for recipient, result in zip(recipients, results, strict=True):
             event(
-                log, "delivery_attempt", queue_id=message.queue_id,
-                to=f"<{recipient.address}>", relay=result.remote_host,
-                attempt=recipient.attempts + 1, status=result.status,
+                log,
+                "delivery_attempt",
+                queue_id=message.queue_id,
+                to=f"<{recipient.address}>",
+                relay=result.remote_host,
+                attempt=recipient.attempts + 1,
+                status=result.status,
                 reply=result.reply,
             )
 
@@ -309,7 +325,11 @@ class QueueScheduler:
         await self.records.record(pending)
         self._log_results(
             message,
-            [rcpt for rcpt, r in zip(recipients, results, strict=True) if r is not None],
+            [
+                rcpt
+                for rcpt, r in zip(recipients, results, strict=True)
+                if r is not None
+            ],
             pending,
         )
 
@@ -326,7 +346,7 @@ class QueueScheduler:
             f"Return-Path: <{message.sender}>\r\n"
             f"Received: by {self.hostname} (Garrison) with local id {message.queue_id};"
             f"\r\n\t{stamp}\r\n"
-        ).encode("utf-8")
+        ).encode()
         writer = self.store.blobs.create()
         try:
             writer.write(header)
@@ -342,7 +362,9 @@ class QueueScheduler:
         self, message: QueuedMessage, recipients: list[QueuedRecipient]
     ) -> list[RecipientResult | None]:
         blob = BlobRef(message.blob_id, message.size)
-        if any(self.directory.resolve_recipient(r.address).accounts for r in recipients):
+        if any(
+            self.directory.resolve_recipient(r.address).accounts for r in recipients
+        ):
             try:
                 traced = await self._with_trace_headers(message)
             except OSError as exc:
@@ -388,8 +410,13 @@ class QueueScheduler:
                 await self.records.enqueue(forward, blob)
                 self.wake()
         except (OSError, StoreError) as exc:
-            event(log, "local_delivery_failed", logging.ERROR,
-                  queue_id=message.queue_id, error=exc)
+            event(
+                log,
+                "local_delivery_failed",
+                logging.ERROR,
+                queue_id=message.queue_id,
+                error=exc,
+            )
             return Reply(451, "4.3.0", "local delivery failed")
         return Reply(250, "2.0.0", "delivered to the local mail store")
 
@@ -425,9 +452,14 @@ class QueueScheduler:
                 except SMTPClientError as exc:
                     client.abort()
                     last_error = exc.reply
-                    event(log, "connect_failed", logging.WARNING,
-                          queue_id=message.queue_id, relay=f"{hop.host}[{address}]",
-                          reply=format_reply(exc.reply))
+                    event(
+                        log,
+                        "connect_failed",
+                        logging.WARNING,
+                        queue_id=message.queue_id,
+                        relay=f"{hop.host}[{address}]",
+                        reply=format_reply(exc.reply),
+                    )
                     continue
                 try:
                     return await self._transaction(
@@ -450,7 +482,9 @@ class QueueScheduler:
 
         async def on_accepted(indexes: list[int], reply: Reply) -> None:
             accepted = [recipients[i] for i in indexes]
-            results = [self._outcome(message, r, reply, relay, has_dsn) for r in accepted]
+            results = [
+                self._outcome(message, r, reply, relay, has_dsn) for r in accepted
+            ]
             # Durable before QUIT: a crash from here on must not resend.
             await asyncio.shield(self.records.record(results))
             self._log_results(message, accepted, results)
@@ -483,121 +517,3 @@ class QueueScheduler:
         # octets further down and no BODY=8BITMIME goes out as 7bit.
         with self.store.blobs.open(message.blob_id) as content:
             return any(byte > 0x7F for byte in content.read(1024 * 1024))
-
-    # -- delivery status notifications ---------------------------------------
-
-    async def _notify(self, queue_id: str) -> None:
-        """Queue the DSNs that recorded outcomes call for, in one transaction."""
-        message = self.records.load(queue_id)
-        if message is None:
-            return
-        now = time.time()
-        failed = [r for r in message.recipients if r.status == FAILED]
-        delivered = [r for r in message.recipients if r.status == DELIVERED]
-        delayed: list[QueuedRecipient] = []
-        warn_after = self.limits.delay_warning_after
-        if warn_after and not message.warned and now - message.created_at >= warn_after:
-            delayed = [
-                r for r in message.recipients
-                if r.status == QUEUED and r.attempts > 0 and r.wants("DELAY")
-            ]
-        if not (failed or delivered or delayed):
-            return
-
-        reports: list[bytes] = []
-        if message.sender:
-            groups = (
-                (dsn.ACTION_FAILED, [r for r in failed if r.wants("FAILURE")]),
-                (None, delivered),
-                (dsn.ACTION_DELAYED, delayed),
-            )
-            for action, group in groups:
-                if group:
-                    reports.append(self._build_report(message, action, group, now))
-        else:
-            event(log, "dsn_suppressed", queue_id=queue_id, reason="null sender",
-                  failed=len(failed))
-
-        blobs = [await self.store.blobs.put(report) for report in reports]
-        sender = message.sender
-
-        def job(txn: Transaction) -> list[str]:
-            conn = txn.conn
-            queue_ids = [
-                insert_envelope(
-                    conn,
-                    OutboundEnvelope("", [OutboundRecipient(sender)]),
-                    blob,
-                    now,
-                )
-                for blob in blobs
-            ]
-            conn.executemany(
-                "UPDATE queue_recipients SET status = ?, updated_at = ? WHERE id = ?",
-                [(BOUNCED, now, r.id) for r in failed]
-                + [(SENT, now, r.id) for r in delivered],
-            )
-            if delayed:
-                conn.execute(
-                    "UPDATE queue_messages SET warned = 1 WHERE id = ?", (message.id,)
-                )
-            return queue_ids
-
-        dsn_ids = await self.store.write(job)
-        for dsn_id in dsn_ids:  # type: ignore[union-attr]
-            event(log, "dsn_queued", queue_id=queue_id, dsn_queue_id=dsn_id,
-                  to=f"<{sender}>")
-        if dsn_ids:
-            self.wake()
-
-    def _build_report(
-        self,
-        message: QueuedMessage,
-        action: str | None,
-        recipients: list[QueuedRecipient],
-        now: float,
-    ) -> bytes:
-        reports = []
-        for recipient in recipients:
-            if action is None:
-                kind = dsn.ACTION_RELAYED if recipient.remote_host else dsn.ACTION_DELIVERED
-            else:
-                kind = action
-            retry_until = None
-            if kind == dsn.ACTION_DELAYED:
-                retry_until = datetime.fromtimestamp(self._expires_at(message), UTC)
-            reports.append(
-                dsn.RecipientReport(
-                    address=recipient.address,
-                    orcpt=recipient.orcpt,
-                    action=kind,
-                    status=status_code(recipient),
-                    remote_host=_host_name(recipient.remote_host),
-                    diagnostic=recipient.last_reply,
-                    will_retry_until=retry_until,
-                )
-            )
-        ret_full = message.ret != "HDRS" and action == dsn.ACTION_FAILED
-        with self.store.blobs.open(message.blob_id) as content:
-            if ret_full and message.size <= dsn.MAX_RETURNED_CONTENT:
-                original = content.read()
-            else:
-                original = dsn.header_section(content.read(_HEADER_PREFIX))
-        return dsn.build_dsn(
-            reporting_mta=self.hostname,
-            sender=message.sender,
-            queue_id=message.queue_id,
-            envid=message.envid,
-            arrival=datetime.fromtimestamp(message.created_at, UTC),
-            recipients=reports,
-            original=original,
-            ret_full=ret_full,
-            now=datetime.fromtimestamp(now, UTC),
-        )
-
-
-def _host_name(relay: str | None) -> str | None:
-    """Return the host name of a "host[address]:port" relay string."""
-    if not relay:
-        return None
-    return relay.partition("[")[0] or relay

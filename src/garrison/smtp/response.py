@@ -86,7 +86,7 @@ def _strip_enhanced(line: str) -> str:
 
 
 def parse_ehlo_keywords(reply: Reply) -> dict[str, str]:
-    """Return the extension keywords of an EHLO reply, upper-cased, with their parameters.
+    """Return the EHLO extension keywords, upper-cased, with their parameters.
 
     RFC 5321 §4.1.1.1: the first line is the server's name; every further
     line is `ehlo-keyword *(SP ehlo-param)`.
