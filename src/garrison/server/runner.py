@@ -85,6 +85,10 @@ class Runner:
         try:
             for listener in self.settings.listeners:
                 protocol = build_protocol(listener, self.services)
+                # TODO: asyncio does the implicit-TLS handshake before the
+                # handler runs and does not report a failed one, so such
+                # failures leave no log line. Doing it in the handler with
+                # start_tls loses the ClientHello already buffered.
                 ssl_context = (
                     self.services.tls_context if listener.tls == "implicit" else None
                 )
