@@ -154,6 +154,8 @@ BARE_LINE_ENDING = Reply(
     554, "5.6.0", "Message contains a bare CR or LF; lines must end with CRLF"
 )
 TRANSACTION_FAILED = Reply(554, "5.0.0", "Transaction failed")
+# RFC 5321 §6.3 and RFC 3463 §3.5: too many hops (X.4.6), a mail loop.
+MAIL_LOOP = Reply(554, "5.4.6", "Too many Received headers: mail loop detected")
 
 # -- AUTH (RFC 4954) and submission policy (RFC 6409) ---------------------
 
@@ -191,5 +193,3 @@ RECIPIENT_RATE_EXCEEDED = Reply(
 RELAY_NOT_AVAILABLE = Reply(
     451, "4.3.0", "Outbound delivery is not available; try again later"
 )
-# RFC 5321 §6.3 and RFC 3463 §3.5: too many hops (X.4.6), a mail loop.
-MAIL_LOOP = Reply(554, "5.4.6", "Too many Received headers: mail loop detected")
