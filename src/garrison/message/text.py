@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from garrison.message import charsets
 from garrison.message.headers import (
+    HeaderField,
     decode_param,
     decode_rfc2047,
     parse_content_type,
@@ -86,16 +87,15 @@ def html_to_text(markup: str) -> str:
     return html.unescape("".join(out))
 
 
-def _header_text(block: bytes) -> list[str]:
-    lines = []
-    for header in parse_header_block(block):
-        lines.append(f"{header.name}: {decode_rfc2047(header.value)}")
-    return lines
+def _header_text(headers: list[HeaderField]) -> list[str]:
+    return [f"{header.name}: {decode_rfc2047(header.value)}" for header in headers]
 
 
-def _part_text(data: bytes, part: dict, budget: int) -> str:
-    block = data[part["hs"] : part["bs"]]
-    headers = parse_header_block(block)
+def _part_headers(data: bytes, part: dict) -> list[HeaderField]:
+    return parse_header_block(data[part["hs"] : part["bs"]])
+
+
+def _part_text(data: bytes, part: dict, headers: list[HeaderField], budget: int) -> str:
     content_type = None
     encoding = None
     for header in headers:
@@ -124,9 +124,9 @@ def _part_text(data: bytes, part: dict, budget: int) -> str:
     return text
 
 
-def _file_names(data: bytes, part: dict) -> list[str]:
+def _file_names(headers: list[HeaderField]) -> list[str]:
     names = []
-    for header in parse_header_block(data[part["hs"] : part["bs"]]):
+    for header in headers:
         name = header.name.lower()
         if name == "content-disposition":
             parsed = parse_disposition(header.value)
@@ -175,13 +175,17 @@ def extract_search_text(
     """
     if parts is None:
         parts = scan(data, Limits()).to_dict()
-    header_lines = _header_text(data[parts["hs"] : parts["bs"]])
-    headers = "\n".join(header_lines)[:limit]
-    body = _body_text(data, parts, limit - len(headers) - 1)
+    # Each header block is parsed once: the root's serves both the header
+    # text and, for a single-part message, the body's charset and encoding.
+    root_headers = _part_headers(data, parts)
+    headers = "\n".join(_header_text(root_headers))[:limit]
+    body = _body_text(data, parts, limit - len(headers) - 1, root_headers)
     return SearchText(headers, body)
 
 
-def _body_text(data: bytes, parts: dict, limit: int) -> str:
+def _body_text(
+    data: bytes, parts: dict, limit: int, root_headers: list[HeaderField]
+) -> str:
     chunks: list[str] = []
     remaining = limit
     # The root's own header block is not body text, so it starts as a leaf
@@ -189,8 +193,10 @@ def _body_text(data: bytes, parts: dict, limit: int) -> str:
     stack = [(parts, False)]
     while stack and remaining > 0:
         node, is_message = stack.pop()
+        headers = root_headers if node is parts else None
         if is_message:
-            for line in _header_text(data[node["hs"] : node["bs"]]):
+            headers = _part_headers(data, node)
+            for line in _header_text(headers):
                 chunks.append(line)
                 remaining -= len(line) + 1
         if "sub" in node:
@@ -199,11 +205,13 @@ def _body_text(data: bytes, parts: dict, limit: int) -> str:
         if "msg" in node:
             stack.append((node["msg"], True))
             continue
-        for name in _file_names(data, node):
+        if headers is None:
+            headers = _part_headers(data, node)
+        for name in _file_names(headers):
             chunks.append(name)
             remaining -= len(name) + 1
         if node["ct"].startswith("text/") and remaining > 0:
-            text = _part_text(data, node, remaining)
+            text = _part_text(data, node, headers, remaining)
             chunks.append(text)
             remaining -= len(text) + 1
     return "\n".join(chunks)[: max(limit, 0)]
