@@ -18,6 +18,7 @@ from garrison.config import ListenerSettings, Settings
 from garrison.observability.log import event
 from garrison.server.peers import PeerNotifier
 from garrison.server.services import Services
+from garrison.store.indexer import SearchIndexer
 
 log = logging.getLogger("garrison.server")
 _BACKLOG = 1024
@@ -73,8 +74,10 @@ class Runner:
     ) -> None:
         self.settings = settings
         self.sockets = sockets or {}
-        # Only one process per database runs the queue scheduler.
+        # Only one process per database runs the queue scheduler and the
+        # search indexer.
         self.run_queue = run_queue
+        self.indexer: SearchIndexer | None = None
         self.services: Services | None = None
         self.servers: list[tuple[ListenerSettings, asyncio.Server, ProtocolServer]] = []
         self.stopping = asyncio.Event()
@@ -120,6 +123,8 @@ class Runner:
                 )
             if self.run_queue:
                 self.services.queue.start_scheduler()
+                self.indexer = SearchIndexer(self.services.store)
+                self.indexer.start()
         except BaseException:
             await self.stop()
             raise
@@ -135,6 +140,9 @@ class Runner:
         """Stop accepting, end sessions cleanly, and close the services."""
         for _, server, _ in self.servers:
             server.close()
+        if self.indexer is not None:
+            await self.indexer.stop()
+            self.indexer = None
         if self.services is not None:
             await self.services.queue.stop(self.settings.server.shutdown_grace)
         await asyncio.gather(

@@ -1,7 +1,9 @@
 """Full-text search index over message blobs: SQLite FTS5 with trigrams.
 
-Each blob is indexed once, when the transaction that registers it commits
-(`index_document`, called by the store inside that transaction). The text
+Each blob is indexed once, shortly after the transaction that stores it
+commits, by `garrison.store.indexer.SearchIndexer` in one worker process,
+in batches (`index_document`). Until then the blob counts as unindexed and
+searches scan it, so results never depend on the indexer's progress. The text
 comes from `garrison.message.extract_search_text`, so it is decoded from
 its transfer encoding and charset (GB2312, GBK, GB18030, Big5, UTF-8 and
 the rest of `garrison.message.charsets`). The trigram tokenizer needs no
@@ -70,6 +72,19 @@ def _phrase(needle: str) -> str:
     return '"' + needle.replace('"', '""') + '"'
 
 
+def _trigram_terms(needle: str) -> str:
+    """Return an FTS5 AND of trigrams covering `needle` (at most 32 of them).
+
+    With detail=column FTS5 cannot match phrases, so the query asks for
+    trigrams that together cover the needle; confirmation by substring
+    removes the false candidates.
+    """
+    starts = list(range(0, len(needle) - 2, 3))
+    trigrams = [needle[start : start + 3] for start in starts] + [needle[-3:]]
+    unique = list(dict.fromkeys(trigrams))[:32]
+    return " AND ".join(_phrase(trigram) for trigram in unique)
+
+
 class FullTextIndex:
     """Queries over the index through the store's read connection."""
 
@@ -81,23 +96,32 @@ class FullTextIndex:
     ) -> set[str]:
         """Return the ids of the mailbox's blobs whose `fields` contain `needle`.
 
-        `needle` must have at least `MIN_QUERY_CHARS` characters; raises
-        ValueError otherwise or for an unknown field.
+        The index has no token positions (detail=column), so it yields the
+        blobs that contain every trigram of `needle`; each candidate is then
+        confirmed by a case-folded substring test on its stored text, the
+        same test a scan applies. `needle` must have at least
+        `MIN_QUERY_CHARS` characters; raises ValueError otherwise or for an
+        unknown field.
         """
         columns = list(fields)
         if len(needle) < MIN_QUERY_CHARS:
             raise ValueError(f"search string shorter than {MIN_QUERY_CHARS} characters")
         if not columns or any(column not in FIELDS for column in columns):
             raise ValueError(f"invalid full-text fields {columns!r}")
-        query = "{" + " ".join(columns) + "} : " + _phrase(needle)
+        query = "{" + " ".join(columns) + "} : (" + _trigram_terms(needle) + ")"
+        wanted = needle.casefold()
         rows = self._conn.execute(
-            "SELECT d.blob_id FROM search_text"
-            " JOIN search_docs AS d ON d.id = search_text.rowid"
+            f"SELECT d.blob_id, {', '.join('search_text.' + c for c in columns)}"
+            " FROM search_text JOIN search_docs AS d ON d.id = search_text.rowid"
             " WHERE search_text MATCH ? AND d.blob_id IN"
             " (SELECT blob_id FROM messages WHERE mailbox_id = ?)",
             (query, mailbox_id),
         )
-        return {blob_id for (blob_id,) in rows}
+        return {
+            row[0]
+            for row in rows
+            if any(wanted in (text or "").casefold() for text in row[1:])
+        }
 
     def unindexed_blobs(self, mailbox_id: int) -> set[str]:
         """Return the ids of the mailbox's blobs that have no index entry."""

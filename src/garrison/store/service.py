@@ -32,7 +32,6 @@ from garrison.store.fulltext import (
     FullTextIndex,
     SearchDocument,
     build_document,
-    index_document,
 )
 from garrison.store.notify import ChangeHub
 from garrison.store.quota import QuotaUsage, fits, read_usage, require_fits
@@ -526,17 +525,13 @@ class MailStore:
             )
 
     @staticmethod
-    def _register_blob(
-        conn, blob: BlobRef, analysis_json: str, document: SearchDocument
-    ) -> None:
+    def _register_blob(conn, blob: BlobRef, analysis_json: str) -> None:
+        # The full-text index entry is added later by the SearchIndexer.
         conn.execute(
             "INSERT OR IGNORE INTO blobs(id, size, analysis, created_at)"
             " VALUES (?, ?, ?, ?)",
             (blob.blob_id, blob.size, analysis_json, int(time.time())),
         )
-        # Indexed in the transaction that stores the message, so a message
-        # is searchable as soon as it is visible.
-        index_document(conn, blob.blob_id, document)
 
     def search_document(self, blob: BlobRef, analysis: MessageAnalysis) -> SearchDocument:
         """Extract a committed blob's search text, mapping a large blob from its file."""
@@ -636,10 +631,9 @@ class MailStore:
         bits, keywords = flagbits.pack(set(flags))
         stamp = _stamp(internaldate)
         analysis_json = analysis.to_json()
-        document = self.search_document(blob, analysis)
 
         def job(txn: Transaction) -> tuple[int, int]:
-            self._register_blob(txn.conn, blob, analysis_json, document)
+            self._register_blob(txn.conn, blob, analysis_json)
             return self._insert_message(
                 txn, mailbox_id, blob, bits, keywords, stamp, check_quota=True
             )
@@ -659,15 +653,12 @@ class MailStore:
         rows = []
         for blob, analysis, flags, internaldate in items:
             bits, keywords = flagbits.pack(set(flags))
-            document = self.search_document(blob, analysis)
-            rows.append(
-                (blob, analysis.to_json(), document, bits, keywords, _stamp(internaldate))
-            )
+            rows.append((blob, analysis.to_json(), bits, keywords, _stamp(internaldate)))
 
         def job(txn: Transaction) -> tuple[int, list[int]]:
             uidvalidity, uids = 0, []
-            for blob, analysis_json, document, bits, keywords, stamp in rows:
-                self._register_blob(txn.conn, blob, analysis_json, document)
+            for blob, analysis_json, bits, keywords, stamp in rows:
+                self._register_blob(txn.conn, blob, analysis_json)
                 uidvalidity, uid = self._insert_message(
                     txn, mailbox_id, blob, bits, keywords, stamp, check_quota=True
                 )
@@ -693,10 +684,9 @@ class MailStore:
         """
         stamp = _stamp(internaldate)
         analysis_json = analysis.to_json()
-        document = self.search_document(blob, analysis)
 
         def job(txn: Transaction) -> dict[int, int]:
-            self._register_blob(txn.conn, blob, analysis_json, document)
+            self._register_blob(txn.conn, blob, analysis_json)
             result: dict[int, int] = {}
             for account_id in dict.fromkeys(account_ids):
                 if skip_over_quota and not fits(txn.conn, account_id, blob.size):
