@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import resource
 import signal
 import socket
 import sys
@@ -95,6 +96,9 @@ def supervise(settings: Settings) -> int:
 
     Returns the exit status: 1 when a worker failed right after starting.
     """
+    # Each session holds a socket; allow as many as the hard limit permits.
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     sockets = bind_listeners(settings)
     migrate(settings.db_path)
     BlobStore(settings.blob_dir, settings.spool_dir).cleanup_spool()
