@@ -36,6 +36,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from email.utils import format_datetime
+from typing import BinaryIO
 
 from garrison.config import Settings
 from garrison.directory import Directory, Resolution
@@ -60,6 +61,10 @@ from garrison.store import BlobRef, MailStore, StoreError
 
 log = logging.getLogger("garrison.queue")
 
+# Longest Return-Path line read when skipping it; an address is at most 256
+# octets (RFC 5321 §4.5.3.1.3), so this leaves room for folding.
+_MAX_TRACE_LINE = 4096
+
 
 def client_tls_context(verify: bool) -> ssl.SSLContext:
     """Return the context for opportunistic STARTTLS to remote servers."""
@@ -71,6 +76,28 @@ def client_tls_context(verify: bool) -> ssl.SSLContext:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     return context
+
+
+def open_without_return_path(store: MailStore, blob_id: str) -> BinaryIO:
+    """Open a queued blob positioned after a leading Return-Path field.
+
+    The SMTP server writes Return-Path at the top of every message it
+    receives, but RFC 5321 §4.4 lets only the final delivery add it and
+    says a message should not be sent on with one. The relayed copy and
+    the copy stored by `_with_trace_headers`, which adds its own, skip it.
+    """
+    content = store.blobs.open(blob_id)
+    first = content.readline(_MAX_TRACE_LINE)
+    if first[:12].lower() != b"return-path:":
+        content.seek(0)
+        return content
+    while True:
+        # A folded field continues on lines that start with white space.
+        position = content.tell()
+        line = content.readline(_MAX_TRACE_LINE)
+        if not line.startswith((b" ", b"\t")):
+            content.seek(position)
+            return content
 
 
 def format_reply(reply: Reply) -> str:
@@ -350,7 +377,7 @@ class QueueScheduler(ReportsMixin):
         writer = self.store.blobs.create()
         try:
             writer.write(header)
-            with self.store.blobs.open(message.blob_id) as content:
+            with open_without_return_path(self.store, message.blob_id) as content:
                 while block := content.read(1024 * 1024):
                     writer.write(block)
         except BaseException:
@@ -494,7 +521,7 @@ class QueueScheduler(ReportsMixin):
             sender=message.sender,
             recipients=[r.address for r in recipients],
             size=message.size,
-            open_content=lambda: self.store.blobs.open(message.blob_id),
+            open_content=lambda: open_without_return_path(self.store, message.blob_id),
             eight_bit=message.body == "8BITMIME" or self._is_eight_bit(message),
             smtputf8=message.smtputf8,
             envid=message.envid,
