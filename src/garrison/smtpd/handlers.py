@@ -176,7 +176,7 @@ async def handle_rcpt(session: Session, argument: str) -> None:
         if refusal is not None:
             session.reject("rcpt", refusal, address)
             return
-        transaction.recipients.append(Recipient(address, []))
+        transaction.recipients.append(Recipient(address, [], params))
         session.reply(replies.RECIPIENT_OK)
         return
     if resolution.kind != "local":
@@ -192,7 +192,13 @@ async def handle_rcpt(session: Session, argument: str) -> None:
 
     # A recipient that is also forwarded elsewhere goes whole through the
     # outbound queue, which stores the local copies and forwards with SRS.
-    accounts = [] if resolution.forwards else list(resolution.accounts)
+    # So does one with NOTIFY=SUCCESS (RFC 3461) when a queue runs,
+    # because the queue sends the "delivered" report after storing it.
+    wants_success = "SUCCESS" in params.get("NOTIFY", "").split(",")
+    queued = resolution.forwards or (
+        wants_success and session.server.delivery.outbound is not None
+    )
+    accounts = [] if queued else list(resolution.accounts)
     transaction.recipients.append(Recipient(address, accounts, params))
     session.reply(replies.RECIPIENT_OK)
 
