@@ -1,7 +1,7 @@
 """`garrison queue list|show|retry|hold|release|delete` against a real queue.
 
 A real `garrison serve` (a.test on 127.0.0.2) routes sink.test to
-Postfix's smtp-sink on 127.0.0.1. First the sink answers RCPT with 451,
+Postfix's smtp-sink on 127.0.0.1. First the sink replies 451 to RCPT,
 so three messages stay deferred, and the retry interval (300 s) keeps
 them from being tried again by themselves. Then an accepting smtp-sink
 takes over the port, and each command must show its effect: a held
