@@ -16,8 +16,9 @@ Modules:
 
 RFCs: 5321 (SMTP), 1870 (SIZE), 2034 (ENHANCEDSTATUSCODES), 2920
 (PIPELINING), 3030 (CHUNKING; BINARYMIME is not offered), 3207 (STARTTLS),
-3848 (Received protocol types), 6152 (8BITMIME), 6531 (SMTPUTF8), 4954 (AUTH), 4616 (PLAIN), 6409
-(submission), 8314 (implicit TLS). DSN (RFC 3461) is not offered yet.
+3848 (Received protocol types), 6152 (8BITMIME), 6531 (SMTPUTF8), 4954
+(AUTH), 4616 (PLAIN), 6409 (submission), 8314 (implicit TLS), 3461 (DSN
+parameters, handed to the outbound queue).
 
 Security assumptions: every limit a client controls is bounded: line and
 command length, message size, recipients, errors, and time per command and
