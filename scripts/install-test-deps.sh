@@ -11,6 +11,9 @@
 #   openssl    s_client for TLS checks
 #   dovecot-imapd  reference IMAP server whose FETCH output the MIME tests compare
 #              against; never started as a service
+#   clamav-daemon  clamd, which the anti-virus tests start privately with their
+#              own config and a locally built EICAR signature database; the
+#              system service is never started and freshclam never runs
 # Idempotent: packages already installed are left alone, and apt-get update
 # runs only when something is missing. Needs root, as apt-get does.
 set -euo pipefail
@@ -27,6 +30,7 @@ packages=(
     "mutt:/usr/bin/mutt"
     "openssl:/usr/bin/openssl"
     "dovecot-imapd:/usr/sbin/dovecot"
+    "clamav-daemon:/usr/sbin/clamd"
 )
 
 missing=()

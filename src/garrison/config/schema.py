@@ -340,6 +340,55 @@ class ListenerSettings(Section):
         return self
 
 
+class AntivirusSettings(Section):
+    @field_validator("clamd")
+    @classmethod
+    def _clamd_is_local(cls, value: str) -> str:
+        if value.startswith("/"):
+            return value
+        host, _, port = value.rpartition(":")
+        host = host.removeprefix("[").removesuffix("]")
+        try:
+            loopback = ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = False
+        if not loopback or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(
+                f"{value!r} is neither an absolute Unix socket path nor "
+                "HOST:PORT on a loopback address; use a path such as "
+                "/run/clamav/clamd.ctl or an address such as 127.0.0.1:3310"
+            )
+        return value
+
+    enabled: bool = Field(
+        False,
+        description="Scan every message with clamd before it is accepted.",
+    )
+    clamd: str = Field(
+        "/run/clamav/clamd.ctl",
+        description="clamd's socket: an absolute Unix socket path, or HOST:PORT "
+        "on a loopback address (IPv6 as [::1]:PORT).",
+    )
+    timeout: float = Field(
+        30.0,
+        gt=0,
+        description="Seconds one scan may take in total, connecting included.",
+    )
+    on_infected: Literal["reject"] = Field(
+        "reject",
+        description="Action on a message clamd finds infected: reject (554 5.7.0 "
+        "naming the signature). Quarantine is not available yet.",
+    )
+    on_error: Literal["defer", "accept"] = Field(
+        "defer",
+        description="Action when clamd cannot be reached, times out or reports an "
+        "error: defer (451 4.7.0, the sending server retries later) or accept "
+        "(deliver unscanned and log it). clamd reports an error for a message "
+        "longer than its StreamMaxLength (100M in ClamAV 1.4, 25M in Debian's "
+        "clamd.conf), so set that to at least smtp.max_message_size.",
+    )
+
+
 class Settings(Section):
     server: ServerSettings = ServerSettings()
     tls: TLSSettings = TLSSettings()
@@ -349,6 +398,7 @@ class Settings(Section):
     store: StoreSettings = StoreSettings()
     dns: DNSSettings = DNSSettings()
     queue: QueueSettings = QueueSettings()
+    antivirus: AntivirusSettings = AntivirusSettings()
     submission: SubmissionSettings = SubmissionSettings()
     listeners: list[ListenerSettings] = Field(default_factory=list)
 

@@ -22,7 +22,10 @@ recipients are stored, they are handed to the outbound queue with
 `OutboundQueue.enqueue(envelope, blob)`; without a queue, delivery to them
 fails with 451.
 
-Filters (authentication checks, anti-virus, anti-spam) and Sieve plug in
+Anti-virus scanning, when `antivirus.enabled` is set, runs first on every
+message, received on the MX or on submission: an infected message fails with
+554 5.7.0, and a failed scan with 451 4.7.0 unless `antivirus.on_error` is
+"accept". Other filters (authentication checks, anti-spam) and Sieve plug in
 here as later stages.
 """
 
@@ -35,6 +38,7 @@ from typing import Protocol
 
 from garrison.delivery.signing import MessageSigner, SigningError
 from garrison.directory import Account
+from garrison.filters import scanner_from_settings
 from garrison.observability.log import event
 from garrison.smtp import replies
 from garrison.smtp.replies import Reply
@@ -102,6 +106,7 @@ class DeliveryPipeline:
         self.store = store
         self.outbound = outbound
         self.signer = signer
+        self.antivirus = scanner_from_settings(store.settings.antivirus, store.blobs)
 
     def close(self) -> None:
         """Close the signer's key store."""
@@ -128,7 +133,15 @@ class DeliveryPipeline:
         raise self.quota_error()
 
     async def deliver(self, envelope: Envelope, blob: BlobRef) -> None:
-        """Sign, store and queue the message; raise DeliveryError."""
+        """Scan, sign, store and queue the message; raise DeliveryError."""
+        if self.antivirus is not None:
+            refusal = await self.antivirus.check(envelope.queue_id, blob)
+            if refusal is not None:
+                raise DeliveryError(
+                    refusal.code, refusal.enhanced, refusal.text,
+                    temporary=refusal.is_temporary,
+                )
+
         if envelope.authenticated_as and self.signer is not None:
             blob = await self._sign(envelope, blob)
         remote = [rcpt for rcpt in envelope.recipients if not rcpt.accounts]

@@ -193,3 +193,12 @@ RECIPIENT_RATE_EXCEEDED = Reply(
 RELAY_NOT_AVAILABLE = Reply(
     451, "4.3.0", "Outbound delivery is not available; try again later"
 )
+
+# -- Content filters ------------------------------------------------------
+
+# RFC 3463 §3.8: X.7.0 is "other or undefined security status". The text
+# names clamd's signature so the sender can identify the infected part.
+VIRUS_FOUND = Reply(554, "5.7.0", "Message rejected: virus {signature} found")
+VIRUS_SCAN_FAILED = Reply(
+    451, "4.7.0", "Virus scan failed; message not accepted, try again later"
+)
