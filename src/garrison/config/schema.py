@@ -238,6 +238,73 @@ class SubmissionSettings(Section):
     )
 
 
+class LimitsSettings(Section):
+    # The per-IP count matches Postfix 3.7's smtpd_client_connection_count_limit
+    # default (50). Postfix sets no rate limit by default; 600 a minute is
+    # chosen to let a busy sending MTA through while bounding a flood.
+    max_connections_per_ip: int = Field(
+        50,
+        ge=0,
+        description="Open connections one client IP address may hold in one "
+        "worker process, over all listeners; 0 means no limit.",
+    )
+    connection_rate_per_ip: int = Field(
+        600,
+        ge=0,
+        description="New connections one client IP address may open per minute "
+        "in one worker process, over all listeners; 0 means no limit.",
+    )
+    max_connections_per_listener: int = Field(
+        1000,
+        ge=0,
+        description="Open connections one listener accepts in one worker "
+        "process; 0 means no limit.",
+    )
+    auth_failure_delay: float = Field(
+        1.0,
+        ge=0,
+        description="Seconds before the reply to the first failed login; each "
+        "further failure from the same IP address or for the same account "
+        "doubles it, up to max_auth_failure_delay.",
+    )
+    max_auth_failure_delay: float = Field(
+        16.0,
+        ge=0,
+        description="Upper bound, in seconds, of the delay before a failed "
+        "login's reply.",
+    )
+    auth_failure_window: float = Field(
+        900.0,
+        gt=0,
+        description="Seconds a failed login counts toward the delay and the "
+        "automatic ban of its IP address.",
+    )
+    ban_after_failures: int = Field(
+        10,
+        ge=0,
+        description="Failed logins from one IP address within "
+        "auth_failure_window that ban the address; 0 disables automatic bans.",
+    )
+    ban_duration: float = Field(
+        3600.0,
+        gt=0,
+        description="Seconds an automatic ban lasts. Automatic bans are kept "
+        "in the memory of the worker process that set them.",
+    )
+    ban_refresh_interval: float = Field(
+        10.0,
+        ge=0,
+        description="Seconds between reloads of the bans set with 'garrison ban "
+        "add'; 0 reads them at every new connection.",
+    )
+    rejection_log_interval: float = Field(
+        60.0,
+        ge=0,
+        description="Seconds between log lines for connections rejected from "
+        "the same IP address for the same reason; repeats are counted.",
+    )
+
+
 # Listener keys for SMTP policy whose default depends on the protocol: an MX
 # (smtp) takes mail for local domains from anyone and relays nothing, and a
 # submission listener (RFC 6409) takes mail only after AUTH and relays it.
@@ -400,6 +467,7 @@ class Settings(Section):
     queue: QueueSettings = QueueSettings()
     antivirus: AntivirusSettings = AntivirusSettings()
     submission: SubmissionSettings = SubmissionSettings()
+    limits: LimitsSettings = LimitsSettings()
     listeners: list[ListenerSettings] = Field(default_factory=list)
 
     @property

@@ -205,3 +205,15 @@ submission_log = Table(
     Column("recipients", Integer, nullable=False),
     Index("ix_submission_log_account", "account_id", "created_at"),
 )
+
+# Client networks banned by an administrator (`garrison ban add`). A single
+# address is stored as a /32 or /128 network. `expires_at` is NULL for a ban
+# without an end.
+bans = Table(
+    "bans",
+    metadata,
+    Column("network", String, primary_key=True),
+    Column("reason", Text, nullable=False, server_default=""),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float),
+)

@@ -17,6 +17,7 @@ from garrison.config import ListenerSettings, Settings
 from garrison.directory import Directory
 from garrison.imap.encoder import Response
 from garrison.imap.session import Session
+from garrison.net.limits import ConnectionLimiter
 from garrison.observability.log import event
 from garrison.store import MailStore
 
@@ -33,12 +34,18 @@ class IMAPServer:
         tls_context: ssl.SSLContext,
         directory: Directory,
         store: MailStore,
+        limiter: ConnectionLimiter | None = None,
     ) -> None:
         self.settings = settings
         self.listener = listener
         self.tls_context = tls_context
         self.directory = directory
         self.store = store
+        self.limiter = limiter or ConnectionLimiter.from_settings(settings)
+        self.lockout = self.limiter.lockout
+        # Base delay before a failed login's reply; AuthLockout doubles it
+        # per failure.
+        self.auth_failure_delay = settings.limits.auth_failure_delay
         self._sessions: dict[asyncio.Task, Session] = {}
         self._closing = False
 
@@ -51,6 +58,23 @@ class IMAPServer:
         if self._closing:
             writer.close()
             return
+        peer = writer.get_extra_info("peername")
+        ip = str(peer[0]) if isinstance(peer, tuple) else "unknown"
+        admission = self.limiter.admit(ip, self.listener.name)
+        if admission is None:
+            await _reject_connection(writer)
+            return
+        try:
+            await self._serve(task, reader, writer)
+        finally:
+            admission.release()
+
+    async def _serve(
+        self,
+        task: asyncio.Task,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> None:
         session = Session(self, reader, writer)
         self._sessions[task] = session
         try:
@@ -78,3 +102,16 @@ class IMAPServer:
             task.cancel()
         if sessions:
             await asyncio.wait([task for task, _ in sessions], timeout=5)
+
+
+async def _reject_connection(writer: asyncio.StreamWriter) -> None:
+    # RFC 3501 §7.1.5: BYE as the greeting means the server will not accept
+    # the connection.
+    bye = Response()
+    bye.status(None, "BYE", "Too many connections, try again later")
+    with contextlib.suppress(ConnectionError, ssl.SSLError, TimeoutError):
+        writer.write(bytes(bye.buffer))
+        await asyncio.wait_for(writer.drain(), timeout=2)
+    writer.close()
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(writer.wait_closed(), timeout=2)

@@ -134,8 +134,9 @@ async def log_in(
 ) -> None:
     """Check the credentials and enter the TRANSACTION state.
 
-    Raises POP3Error with an [AUTH] reply after a delay when they are wrong,
-    closing the session after MAX_AUTH_FAILURES, and with a [SYS/TEMP]
+    Raises POP3Error with an [AUTH] reply after a delay from AuthLockout
+    when they are wrong, closing the session after MAX_AUTH_FAILURES or when
+    the address is banned, and with a [SYS/TEMP]
     reply when the directory or the store fails.
     """
     try:
@@ -150,6 +151,10 @@ async def log_in(
 
     if account is None:
         session.counters.auth_failures += 1
+        server = session.server
+        delay = server.lockout.record_failure(
+            session.peer_ip, username, server.auth_failure_delay
+        )
         event(
             logger,
             "auth",
@@ -159,9 +164,11 @@ async def log_in(
             user=username,
             ip=session.peer_ip,
         )
-        # Slows down password guessing over one connection.
-        await asyncio.sleep(session.server.auth_failure_delay)
+        # Slows down password guessing over all connections from this
+        # address and for this account.
+        await asyncio.sleep(delay)
         close = session.counters.auth_failures >= MAX_AUTH_FAILURES
+        close = close or server.lockout.is_banned(session.peer_ip)
         raise POP3Error(replies.AUTH_FAILED, close=close)
 
     maildrop = open_maildrop(session, account)

@@ -26,6 +26,8 @@ BYE = "+OK {hostname} closing connection"
 BYE_DELETED = "+OK {hostname} closing connection, {count} messages deleted"
 AUTOLOGOUT = "-ERR [SYS/TEMP] autologout timer expired, closing connection"
 SHUTTING_DOWN = "-ERR [SYS/TEMP] server shutting down, closing connection"
+# Sent instead of the greeting when a connection limit or a ban rejects the client.
+OVER_LIMIT = "-ERR [SYS/TEMP] too many connections, try again later"
 TOO_MANY_ERRORS = "-ERR too many errors, closing connection"
 
 # Command syntax and sequence.

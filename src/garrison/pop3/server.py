@@ -14,15 +14,12 @@ import ssl
 from typing import Any
 
 from garrison.config import ListenerSettings, Settings
+from garrison.net.limits import ConnectionLimiter
 from garrison.observability.log import event, format_event
 from garrison.pop3 import replies
 from garrison.pop3.session import Session
 
 logger = logging.getLogger("garrison.pop3")
-
-# Seconds a failed login waits before its reply: long enough to slow down
-# password guessing, short enough for a user who mistyped.
-AUTH_FAILURE_DELAY = 1.0
 
 # Seconds that sessions in the middle of a command get to finish it at
 # shutdown before their tasks are cancelled.
@@ -48,7 +45,8 @@ class POP3Server:
         directory: Any,
         store: Any,
         *,
-        auth_failure_delay: float = AUTH_FAILURE_DELAY,
+        auth_failure_delay: float | None = None,
+        limiter: ConnectionLimiter | None = None,
         **services: Any,
     ) -> None:
         self.settings = settings
@@ -56,7 +54,15 @@ class POP3Server:
         self.tls_context = tls_context
         self.directory = directory
         self.store = store
-        self.auth_failure_delay = auth_failure_delay
+        self.limiter = limiter or ConnectionLimiter.from_settings(settings)
+        self.lockout = self.limiter.lockout
+        # Base delay before a failed login's reply; AuthLockout doubles it
+        # per failure. None takes `limits.auth_failure_delay`.
+        self.auth_failure_delay = (
+            settings.limits.auth_failure_delay
+            if auth_failure_delay is None
+            else auth_failure_delay
+        )
         self.hostname = settings.server.hostname
         self.closing = False
         self._sessions: dict[Session, asyncio.Task[Any]] = {}
@@ -71,7 +77,20 @@ class POP3Server:
         if self.closing:
             await _refuse(writer)
             return
+        peer = writer.get_extra_info("peername")
+        ip = str(peer[0]) if isinstance(peer, tuple) else ""
+        admission = self.limiter.admit(ip, self.listener.name)
+        if admission is None:
+            await _refuse(writer, replies.OVER_LIMIT)
+            return
+        try:
+            await self._serve(reader, writer)
+        finally:
+            admission.release()
 
+    async def _serve(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         session = Session(self, reader, writer)
         task = asyncio.current_task()
         assert task is not None
@@ -108,9 +127,11 @@ class POP3Server:
             await asyncio.wait(pending, timeout=1.0)
 
 
-async def _refuse(writer: asyncio.StreamWriter) -> None:
+async def _refuse(
+    writer: asyncio.StreamWriter, reply: str = replies.SHUTTING_DOWN
+) -> None:
     try:
-        writer.write(replies.SHUTTING_DOWN.encode("ascii") + b"\r\n")
+        writer.write(reply.encode("ascii") + b"\r\n")
         await writer.drain()
         writer.close()
         await writer.wait_closed()

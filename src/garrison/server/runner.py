@@ -40,6 +40,7 @@ def build_protocol(listener: ListenerSettings, services: Services) -> ProtocolSe
         "settings": services.settings,
         "listener": listener,
         "tls_context": services.tls_context,
+        "limiter": services.limiter,
     }
     # RFC 6409: submission is SMTP with the listener's AUTH and relay policy.
     if listener.protocol in ("smtp", "submission"):

@@ -11,6 +11,7 @@ from garrison.delivery import DeliveryPipeline
 from garrison.delivery.signing import MessageSigner
 from garrison.directory import Directory
 from garrison.dkim import DKIMKeyStore
+from garrison.net.limits import ConnectionLimiter
 from garrison.net.tls import server_context
 from garrison.queue import OutboundQueue
 from garrison.store import MailStore
@@ -24,8 +25,12 @@ class Services:
     delivery: DeliveryPipeline
     tls_context: ssl.SSLContext
     queue: OutboundQueue = field(init=False)
+    # Connection limits and failed-login tracking shared by every listener
+    # of this process.
+    limiter: ConnectionLimiter = field(init=False)
 
     def __post_init__(self) -> None:
+        self.limiter = ConnectionLimiter.from_settings(self.settings)
         self.queue = OutboundQueue(self.settings, self.store, self.directory)
         self.delivery.outbound = self.queue
 

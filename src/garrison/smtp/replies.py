@@ -105,6 +105,8 @@ START_DATA = Reply(354, "", "End data with <CR><LF>.<CR><LF>")
 SHUTTING_DOWN = Reply(421, "4.3.2", "Service shutting down, closing connection")
 TIMEOUT = Reply(421, "4.4.2", "Timeout exceeded, closing connection")
 TOO_MANY_ERRORS = Reply(421, "4.7.0", "Too many errors, closing connection")
+# Sent instead of the greeting when a connection limit or a ban rejects the client.
+OVER_LIMIT = Reply(421, "4.7.0", "Too many connections, try again later")
 # RFC 5321 §4.5.3.1.10: the reply to too many recipients is 452, not 552.
 TOO_MANY_RECIPIENTS = Reply(452, "4.5.3", "Too many recipients")
 LOCAL_ERROR = Reply(451, "4.3.0", "Local error in processing")

@@ -3,9 +3,10 @@
 AUTH is offered only on listeners with `auth = true`, and only over TLS,
 or in plaintext from a loopback address when
 `tls.allow_plaintext_auth_from_loopback` is set. Otherwise EHLO does not
-list it and AUTH gets 538 5.7.11. A failed login costs the client
-`auth_failure_delay` seconds, and the session ends after
-MAX_AUTH_FAILURES failures. Log lines name the mechanism and user name,
+list it and AUTH gets 538 5.7.11. A failed login costs the client a delay
+from `AuthLockout` that doubles with each failure from its address or for
+the account, and the session ends after MAX_AUTH_FAILURES failures or when
+the address is banned. Log lines name the mechanism and user name,
 never the password or the base64 data.
 """
 
@@ -34,7 +35,6 @@ MECHANISMS = ("PLAIN", "LOGIN")
 # RFC 4954 §4: a server accepts AUTH response lines of at least 12288 octets.
 MAX_AUTH_LINE = 12288 + 2
 MAX_AUTH_FAILURES = 3
-AUTH_FAILURE_DELAY = 1.0
 
 # The LOGIN mechanism's prompts, "Username:" and "Password:" in base64.
 _LOGIN_USERNAME = base64.b64encode(b"Username:").decode("ascii")
@@ -168,6 +168,9 @@ async def _log_in(
 
     if account is None:
         connection.auth_failures += 1
+        delay = server.lockout.record_failure(
+            connection.client_ip, username, server.auth_failure_delay
+        )
         event(
             log,
             "auth",
@@ -178,9 +181,12 @@ async def _log_in(
             ip=connection.client_ip,
             failures=connection.auth_failures,
         )
-        # Slows down password guessing over one connection.
-        await asyncio.sleep(server.auth_failure_delay)
-        if connection.auth_failures >= MAX_AUTH_FAILURES:
+        # Slows down password guessing: the delay grows with the failures
+        # from this address and for this account, over all connections.
+        await asyncio.sleep(delay)
+        if connection.auth_failures >= MAX_AUTH_FAILURES or server.lockout.is_banned(
+            connection.client_ip
+        ):
             session.io.send(server.auth_failures_reply)
             session.closing = True
             return

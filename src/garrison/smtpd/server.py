@@ -21,11 +21,12 @@ from typing import Any
 from garrison.config import ListenerSettings, Settings
 from garrison.delivery import DeliveryPipeline
 from garrison.directory import Directory
+from garrison.net.limits import ConnectionLimiter
 from garrison.observability.log import event, format_event
 from garrison.smtp import extensions, replies
 from garrison.smtp.parser import SMTPSyntaxError, parse_command_line
 from garrison.smtp.replies import Reply, format_lines
-from garrison.smtpd.auth import AUTH_FAILURE_DELAY, MECHANISMS
+from garrison.smtpd.auth import MECHANISMS
 from garrison.smtpd.commands import COMMANDS
 from garrison.smtpd.connection import Connection, ConnectionClosed, LineTooLong
 from garrison.smtpd.session import ConnectionState, Session
@@ -50,6 +51,7 @@ class SMTPServer:
         directory: Directory,
         store: MailStore,
         delivery: DeliveryPipeline,
+        limiter: ConnectionLimiter | None = None,
         **_unused: Any,
     ) -> None:
         self.settings = settings
@@ -59,7 +61,10 @@ class SMTPServer:
         self.store = store
         self.delivery = delivery
         self.sending = SendingLog(store)
-        self.auth_failure_delay = AUTH_FAILURE_DELAY
+        self.limiter = limiter or ConnectionLimiter.from_settings(settings)
+        self.lockout = self.limiter.lockout
+        # Base delay before a failed AUTH reply; AuthLockout doubles it per failure.
+        self.auth_failure_delay = settings.limits.auth_failure_delay
         self.hostname = settings.server.hostname
         self.offers_starttls = listener.tls == "starttls" and tls_context is not None
         # Submission on a STARTTLS port accepts mail only over TLS; an MX
@@ -79,6 +84,7 @@ class SMTPServer:
         self._shutdown_reply = _with_host(replies.SHUTTING_DOWN, self.hostname).encode()
         self._timeout_reply = _with_host(replies.TIMEOUT, self.hostname).encode()
         self._errors_reply = _with_host(replies.TOO_MANY_ERRORS, self.hostname).encode()
+        self._over_limit_reply = _with_host(replies.OVER_LIMIT, self.hostname).encode()
         self.auth_failures_reply = _with_host(
             replies.TOO_MANY_AUTH_FAILURES, self.hostname
         ).encode()
@@ -122,6 +128,21 @@ class SMTPServer:
         not come from `shutdown` propagates.
         """
         peer = writer.get_extra_info("peername") or ("", 0)
+        admission = self.limiter.admit(str(peer[0]), self.listener.name)
+        if admission is None:
+            await _reject_connection(writer, self._over_limit_reply)
+            return
+        try:
+            await self._serve(reader, writer, peer)
+        finally:
+            admission.release()
+
+    async def _serve(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        peer: tuple[Any, ...],
+    ) -> None:
         state = ConnectionState(new_session_id(), str(peer[0]), int(peer[1]))
         session = Session(self, Connection(reader, writer), state)
         task = asyncio.current_task()
@@ -310,6 +331,16 @@ class SMTPServer:
         # Sessions still running go straight to 421 and issue no more MAIL,
         # which is the only command that reads the sending log.
         self.sending.close()
+
+
+async def _reject_connection(writer: asyncio.StreamWriter, reply: bytes) -> None:
+    try:
+        writer.write(reply)
+        await writer.drain()
+        writer.close()
+        await writer.wait_closed()
+    except (ConnectionError, ssl.SSLError):
+        pass
 
 
 def _with_host(reply: Reply, hostname: str) -> Reply:

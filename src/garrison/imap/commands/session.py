@@ -86,6 +86,10 @@ async def _complete_login(
     account = await session.directory.authenticate(username, password)
     if account is None:
         session.auth_failures += 1
+        server = session.server
+        delay = server.lockout.record_failure(
+            session.ip, username, server.auth_failure_delay
+        )
         event(
             log,
             "auth",
@@ -94,7 +98,12 @@ async def _complete_login(
             user=username,
             result="failed",
         )
-        if session.auth_failures >= MAX_AUTH_FAILURES:
+        # Slows down password guessing over all connections from this
+        # address and for this account.
+        await asyncio.sleep(delay)
+        if session.auth_failures >= MAX_AUTH_FAILURES or server.lockout.is_banned(
+            session.ip
+        ):
             raise EndSession("Too many authentication failures")
         # RFC 5530 §3: AUTHENTICATIONFAILED.
         raise no("Authentication failed", errors.AUTHENTICATIONFAILED)

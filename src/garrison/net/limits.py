@@ -1,0 +1,174 @@
+"""Connection limits per client IP address and per listener.
+
+Every protocol server calls `ConnectionLimiter.admit(ip, listener)` first
+thing in `handle()`. It returns an `Admission` to release when the
+connection ends, or None when the connection must be rejected with the
+protocol's temporary-failure reply (SMTP `421 4.7.0`, IMAP `* BYE`, POP3
+`-ERR [SYS/TEMP]`). A connection is rejected when its IP address is banned
+(stored ban or automatic ban from `AuthLockout`), when the address already
+holds `max_connections_per_ip` connections, when it opened
+`connection_rate_per_ip` connections in the last 60 seconds, or when the
+listener holds `max_connections_per_listener` connections. Loopback
+addresses get no exemption.
+
+Rejections are logged as `event=limit`, at most one line per IP address and
+reason every `rejection_log_interval` seconds; the line counts the
+rejections it stands for.
+
+NOTE: the counters are per worker process, so with N workers a client can
+hold up to N times the configured number of connections.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from garrison.config.schema import LimitsSettings, Settings
+from garrison.net.bans import BanCache
+from garrison.net.lockout import AuthLockout
+from garrison.observability.log import event
+
+log = logging.getLogger("garrison.limits")
+
+RATE_WINDOW = 60.0
+
+# Rejection reasons, as they appear in the `reason` field of the log line.
+BANNED = "banned"
+TOO_MANY_PER_IP = "max_connections_per_ip"
+RATE_PER_IP = "connection_rate_per_ip"
+TOO_MANY_PER_LISTENER = "max_connections_per_listener"
+
+
+@dataclass
+class Admission:
+    """One admitted connection; `release()` must run once when it ends."""
+
+    limiter: ConnectionLimiter
+    ip: str
+    listener: str
+    released: bool = field(default=False)
+
+    def release(self) -> None:
+        if self.released:
+            return
+        self.released = True
+        self.limiter._release(self.ip, self.listener)
+
+
+class ConnectionLimiter:
+    """Admission control for new connections, shared by the listeners of a worker."""
+
+    def __init__(
+        self,
+        limits: LimitsSettings,
+        lockout: AuthLockout,
+        db_path: Path | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.limits = limits
+        self.lockout = lockout
+        self.clock = clock
+        self.bans = (
+            BanCache(db_path, limits.ban_refresh_interval)
+            if db_path is not None
+            else None
+        )
+        self._open_by_ip: dict[str, int] = {}
+        self._open_by_listener: dict[str, int] = {}
+        self._recent_by_ip: dict[str, deque[float]] = {}
+        # (ip, reason) -> (time of the last log line, rejections since then)
+        self._log_state: dict[tuple[str, str], tuple[float, int]] = {}
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ConnectionLimiter:
+        """Build a limiter, with its own AuthLockout, from the `[limits]` settings."""
+        return cls(settings.limits, AuthLockout(settings.limits), settings.db_path)
+
+    def admit(self, ip: str, listener: str) -> Admission | None:
+        """Count a new connection and return its Admission, or None to reject it."""
+        reason = self._rejection_reason(ip, listener)
+        if reason is not None:
+            self._log_rejection(ip, listener, reason)
+            return None
+        self._open_by_ip[ip] = self._open_by_ip.get(ip, 0) + 1
+        self._open_by_listener[listener] = self._open_by_listener.get(listener, 0) + 1
+        return Admission(self, ip, listener)
+
+    def open_connections(self, ip: str) -> int:
+        """Return the connections `ip` holds now in this worker."""
+        return self._open_by_ip.get(ip, 0)
+
+    def _rejection_reason(self, ip: str, listener: str) -> str | None:
+        limits = self.limits
+        now = self.clock()
+        if self.lockout.is_banned(ip):
+            return BANNED
+        if self.bans is not None and self.bans.is_banned(ip, time.time()):
+            return BANNED
+        if limits.max_connections_per_listener and (
+            self._open_by_listener.get(listener, 0)
+            >= limits.max_connections_per_listener
+        ):
+            return TOO_MANY_PER_LISTENER
+        if limits.max_connections_per_ip and (
+            self._open_by_ip.get(ip, 0) >= limits.max_connections_per_ip
+        ):
+            return TOO_MANY_PER_IP
+        if limits.connection_rate_per_ip:
+            recent = self._recent_by_ip.get(ip)
+            if recent is None:
+                recent = self._recent_by_ip[ip] = deque()
+            while recent and recent[0] <= now - RATE_WINDOW:
+                recent.popleft()
+            if len(recent) >= limits.connection_rate_per_ip:
+                return RATE_PER_IP
+            # Only admitted connections count toward the rate, so a client
+            # that keeps retrying is admitted again once its minute is over.
+            recent.append(now)
+            self._prune_rates(now)
+        return None
+
+    def _prune_rates(self, now: float) -> None:
+        if len(self._recent_by_ip) <= 10_000:
+            return
+        cutoff = now - RATE_WINDOW
+        idle = [
+            ip
+            for ip, recent in self._recent_by_ip.items()
+            if not recent or recent[-1] <= cutoff
+        ]
+        for ip in idle:
+            del self._recent_by_ip[ip]
+
+    def _release(self, ip: str, listener: str) -> None:
+        for table, key in ((self._open_by_ip, ip), (self._open_by_listener, listener)):
+            remaining = table.get(key, 0) - 1
+            if remaining > 0:
+                table[key] = remaining
+            else:
+                table.pop(key, None)
+
+    def _log_rejection(self, ip: str, listener: str, reason: str) -> None:
+        now = self.clock()
+        key = (ip, reason)
+        last, suppressed = self._log_state.get(key, (None, 0))
+        if last is not None and now - last < self.limits.rejection_log_interval:
+            self._log_state[key] = (last, suppressed + 1)
+            return
+        if len(self._log_state) > 10_000:
+            self._log_state.clear()
+        self._log_state[key] = (now, 0)
+        event(
+            log,
+            "limit",
+            level=logging.WARNING,
+            ip=ip,
+            listener=listener,
+            reason=reason,
+            suppressed=suppressed,
+        )

@@ -1,0 +1,124 @@
+"""Failed-login tracking shared by SMTP AUTH, IMAP and POP3.
+
+`AuthLockout.record_failure(ip, account)` counts a failed login against the
+client IP address and against the account name and returns the delay to
+wait before the failure reply: `auth_failure_delay` doubled for each earlier
+failure counted against either key, capped at `max_auth_failure_delay`.
+With the defaults (1 s, cap 16 s) the delays are 1, 2, 4, 8, 16, 16 ... s.
+Failures older than `auth_failure_window` seconds are forgotten.
+
+Only the IP address can be banned, after `ban_after_failures` failures.
+Failures counted against an account only slow down the failure replies for
+that name: a correct password is never delayed and never rejected, so the
+real user still logs in at once from an address without failures.
+
+NOTE: the counters and automatic bans live in the memory of one worker
+process. With several workers an attacker whose connections are spread over
+them gets up to `workers` times as many guesses before a ban, and a restart
+clears the automatic bans. Bans set with `garrison ban add` are stored in the
+database and apply to every worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+
+from garrison.config.schema import LimitsSettings
+from garrison.observability.log import event
+
+log = logging.getLogger("garrison.limits")
+
+# Tracked IP addresses and account names above which expired entries are
+# pruned at the next failure, so a spread-out attack cannot grow memory
+# without bound.
+_PRUNE_THRESHOLD = 10_000
+
+
+class AuthLockout:
+    """Failed-login counters per IP address and per account, and IP bans."""
+
+    def __init__(
+        self, limits: LimitsSettings, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.limits = limits
+        self.clock = clock
+        self._by_ip: dict[str, deque[float]] = {}
+        self._by_account: dict[str, deque[float]] = {}
+        self._banned_until: dict[str, float] = {}
+        self._max_tracked = max(64, limits.ban_after_failures)
+
+    def is_banned(self, ip: str) -> bool:
+        """Return whether `ip` is under an automatic ban now."""
+        until = self._banned_until.get(ip)
+        if until is None:
+            return False
+        if until <= self.clock():
+            del self._banned_until[ip]
+            return False
+        return True
+
+    def record_failure(
+        self, ip: str, account: str, base_delay: float | None = None
+    ) -> float:
+        """Count one failed login; return the delay in seconds before its reply.
+
+        The delay is `base_delay` (default `auth_failure_delay`) doubled for
+        each earlier failure counted against `ip` or `account`. Bans `ip`
+        for `ban_duration` seconds when its failures within the window reach
+        `ban_after_failures`.
+        """
+        now = self.clock()
+        ip_failures = self._count(self._by_ip, ip, now)
+        account_failures = self._count(self._by_account, account.lower(), now)
+        limits = self.limits
+        reached = limits.ban_after_failures and ip_failures >= limits.ban_after_failures
+        if reached and not self.is_banned(ip):
+            self._banned_until[ip] = now + limits.ban_duration
+            event(
+                log,
+                "ban",
+                level=logging.WARNING,
+                ip=ip,
+                failures=ip_failures,
+                duration=limits.ban_duration,
+            )
+        earlier = max(ip_failures, account_failures) - 1
+        # Cap the exponent first so that a long attack cannot overflow the float.
+        base = limits.auth_failure_delay if base_delay is None else base_delay
+        delay = base * 2 ** min(earlier, 32)
+        return min(delay, limits.max_auth_failure_delay)
+
+    def failures(self, ip: str) -> int:
+        """Return the failures counted against `ip` within the window."""
+        return len(self._expire(self._by_ip.get(ip), self.clock()))
+
+    def _count(self, table: dict[str, deque[float]], key: str, now: float) -> int:
+        if len(table) > _PRUNE_THRESHOLD:
+            self._prune(table, now)
+        times = table.get(key)
+        if times is None:
+            # Counts past the ban threshold change nothing, so each key keeps
+            # a bounded number of timestamps.
+            times = table[key] = deque(maxlen=self._max_tracked)
+        self._expire(times, now)
+        times.append(now)
+        return len(times)
+
+    def _expire(self, times: deque[float] | None, now: float) -> deque[float]:
+        if times is None:
+            return deque()
+        cutoff = now - self.limits.auth_failure_window
+        while times and times[0] <= cutoff:
+            times.popleft()
+        return times
+
+    def _prune(self, table: dict[str, deque[float]], now: float) -> None:
+        for key in [
+            key for key, times in table.items() if not self._expire(times, now)
+        ]:
+            del table[key]
+        for ip in [ip for ip, until in self._banned_until.items() if until <= now]:
+            del self._banned_until[ip]
