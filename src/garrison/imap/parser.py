@@ -58,6 +58,7 @@ from garrison.imap.parser_ext import (
     parse_getquota,
     parse_getquotaroot,
     parse_list,
+    parse_objectid,
     parse_setquota,
     parse_sort_criteria,
     parse_thread_algorithm,
@@ -320,6 +321,9 @@ def parse_search_key(cursor: Cursor, depth: int, max_depth: int) -> SearchKey:
         return SearchKey(name, parse_search_modseq(cursor))
     if name in _SEARCH_KEYWORD_KEYS:
         return SearchKey(name, parse_atom(cursor).decode("ascii"))
+    if name in ("EMAILID", "THREADID"):
+        # RFC 8474 §6: EMAILID and THREADID filter by object id.
+        return SearchKey(name, parse_objectid(cursor))
     if name == "HEADER":
         field = parse_astring(cursor)
         cursor.sp()

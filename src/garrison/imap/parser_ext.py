@@ -3,8 +3,8 @@
 Pure code without I/O, used by `garrison.imap.parser`: LIST-EXTENDED
 (RFC 5258) with LIST-STATUS (RFC 5819) and SPECIAL-USE (RFC 6154),
 MULTIAPPEND (RFC 3502) with BINARY literal8 (RFC 3516) and UTF8=ACCEPT
-appends (RFC 6855), SORT and THREAD criteria (RFC 5256), QUOTA (RFC 9208)
-and COMPRESS (RFC 4978). Each function is named after the ABNF rule it
+appends (RFC 6855), SORT and THREAD criteria (RFC 5256), QUOTA (RFC 9208),
+COMPRESS (RFC 4978) and OBJECTID identifiers (RFC 8474). Each function is named after the ABNF rule it
 parses and raises `ParseError` on a syntax error.
 """
 
@@ -314,3 +314,23 @@ def parse_create(cursor: Cursor) -> MailboxArg:
         uses.append("\\" + parse_atom(cursor).decode("ascii"))
     cursor.expect(b")")
     return MailboxArg(mailbox, special_use=tuple(uses))
+
+
+# RFC 8474 §7: objectid = 1*255(ALPHA / DIGIT / "_" / "-")
+OBJECTID_CHARS = frozenset(
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
+)
+MAX_OBJECTID_LENGTH = 255
+
+
+def parse_objectid(cursor: Cursor) -> str:
+    """objectid = 1*255(ALPHA / DIGIT / "_" / "-") (RFC 8474 §7)"""
+    value = cursor.run(OBJECTID_CHARS)
+    if not value:
+        raise cursor.fail("expected an object id (letters, digits, _ or -)")
+    if len(value) > MAX_OBJECTID_LENGTH:
+        raise cursor.fail(
+            f"object id is {len(value)} characters long, "
+            f"at most {MAX_OBJECTID_LENGTH} are allowed"
+        )
+    return value.decode("ascii")

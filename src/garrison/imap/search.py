@@ -17,6 +17,7 @@ shorter strings, and messages stored before the index existed, are
 scanned. BODY matches the body only, TEXT the header and the body. The
 scope also gives "$" (RFC 5182) and the clock for OLDER and YOUNGER
 (RFC 5032), and MODSEQ (RFC 7162 §3.1.5) compares the message's MODSEQ.
+EMAILID and THREADID (RFC 8474 §6) compare the FETCH object ids.
 """
 
 from __future__ import annotations
@@ -271,6 +272,18 @@ class _Compiler:
             name = key.value[0].decode("ascii", "replace")
             needle = self.text(key.value[1])
             return lambda m: any(needle in value for value in m.header_values(name))
+        if op == "EMAILID":
+            # RFC 8474 §6: the messages whose EMAILID equals the value. The
+            # comparison is exact, so "e0a1" does not match "E0a1".
+            # Imported here because garrison.imap.commands imports this module.
+            from garrison.imap.commands.fetch_ext import email_id
+
+            expected_id = key.value
+            return lambda m: email_id(m.record) == expected_id
+        if op == "THREADID":
+            # RFC 8474 §5.2: THREADID is NIL for every message here, so no
+            # message belongs to a thread.
+            return lambda m: False
         if op == "MODSEQ":
             modseq = key.value
             return lambda m: m.record.modseq >= modseq
