@@ -3,6 +3,8 @@
 `fetch(messages)` writes the messages into a throwaway Maildir, runs
 Dovecot's `imap` process in PREAUTH mode on a pipe (no network), and
 returns ENVELOPE, BODYSTRUCTURE and BODY of each message as raw wire bytes.
+`run_commands(messages, commands)` runs any commands the same way and
+returns the raw output.
 It needs Debian's dovecot-imapd and root (the process runs as `nobody`,
 because Dovecot refuses to serve mail as root).
 """
@@ -26,7 +28,7 @@ log_path = {root}/log
 ssl = no
 listen =
 protocols = imap
-"""
+{extra}"""
 
 
 def available() -> bool:
@@ -95,10 +97,11 @@ def _parse_fetch(response: bytes) -> dict[int, dict[bytes, bytes]]:
     return results
 
 
-def _run_session(command: list[str], fetch_command: bytes) -> bytes:
-    """Run one PREAUTH session and return its output up to the tagged FETCH reply.
+def _run_session(command: list[str], command_lines: bytes) -> bytes:
+    """Run one PREAUTH session and return its output up to the tagged a2 reply.
 
-    Standard input stays open until the FETCH completes, because the imap
+    `command_lines` is one or more CRLF-separated commands, the last tagged
+    a2. Standard input stays open until a2 completes, because the imap
     process stops writing once it reads end of input.
     """
     process = subprocess.Popen(
@@ -109,7 +112,7 @@ def _run_session(command: list[str], fetch_command: bytes) -> bytes:
     )
     assert process.stdin is not None and process.stdout is not None
     try:
-        process.stdin.write(b"a1 SELECT INBOX\r\n" + fetch_command + b"\r\n")
+        process.stdin.write(b"a1 SELECT INBOX\r\n" + command_lines + b"\r\n")
         process.stdin.flush()
         output = bytearray()
         deadline = time.monotonic() + 60
@@ -130,6 +133,26 @@ def _run_session(command: list[str], fetch_command: bytes) -> bytes:
 
 def fetch(messages: list[bytes]) -> list[dict[bytes, bytes]]:
     """Return Dovecot's ENVELOPE, BODYSTRUCTURE and BODY for each message, in order."""
+    output = run_commands(messages, [b"FETCH 1:* (" + b" ".join(ITEMS) + b")"])
+    parsed = _parse_fetch(output)
+    missing = [n for n in range(1, len(messages) + 1) if n not in parsed]
+    if missing:
+        raise RuntimeError(
+            f"Dovecot returned no FETCH for messages {missing[:10]}: "
+            f"{output[-2000:]!r}"
+        )
+    return [parsed[number] for number in range(1, len(messages) + 1)]
+
+
+def run_commands(
+    messages: list[bytes], commands: list[bytes], config: str = ""
+) -> bytes:
+    """Run `commands` after SELECT INBOX over `messages`; return the raw output.
+
+    The commands are tagged c1, c2, ... except the last, which is tagged a2,
+    and the output ends with its tagged reply. `config` is appended to the Dovecot configuration,
+    for example a namespace with special-use mailboxes.
+    """
     root = Path(tempfile.mkdtemp(prefix="garrison-dovecot-"))
     try:
         for sub in ("mail/new", "mail/cur", "mail/tmp", "run", "home"):
@@ -138,7 +161,7 @@ def fetch(messages: list[bytes]) -> list[dict[bytes, bytes]]:
             (root / "mail/cur" / f"{1000000 + index}.M{index}P1.test:2,").write_bytes(
                 message
             )
-        (root / "dovecot.conf").write_text(_CONFIG.format(root=root))
+        (root / "dovecot.conf").write_text(_CONFIG.format(root=root, extra=config))
         shutil.chown(root, "nobody", "nogroup")
         for path in root.rglob("*"):
             shutil.chown(path, "nobody", "nogroup")
@@ -154,14 +177,8 @@ def fetch(messages: list[bytes]) -> list[dict[bytes, bytes]]:
             "-c",
             str(root / "dovecot.conf"),
         ]
-        output = _run_session(command, b"a2 FETCH 1:* (" + b" ".join(ITEMS) + b")")
-        parsed = _parse_fetch(output)
-        missing = [n for n in range(1, len(messages) + 1) if n not in parsed]
-        if missing:
-            raise RuntimeError(
-                f"Dovecot returned no FETCH for messages {missing[:10]}: "
-                f"{output[-2000:]!r}"
-            )
-        return [parsed[number] for number in range(1, len(messages) + 1)]
+        lines = [b"c%d %s" % (number, text) for number, text in enumerate(commands, 1)]
+        lines[-1] = b"a2 " + commands[-1]
+        return _run_session(command, b"\r\n".join(lines))
     finally:
         shutil.rmtree(root, ignore_errors=True)
