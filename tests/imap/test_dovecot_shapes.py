@@ -1,4 +1,4 @@
-"""Response shapes compared with Dovecot 2.3 (tested with 2.3.19) for the same messages and commands.
+"""Response shapes compared with Dovecot 2.3.19 for the same messages and commands.
 
 Each test runs one command on Garrison and on Dovecot's `imap` binary (on a
 pipe, see tests/message/dovecot.py). Both servers hold the same messages
