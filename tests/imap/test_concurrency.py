@@ -62,7 +62,8 @@ async def test_uid_fetch_announces_expunge(imap_server, alice, second):
     await second.command("EXPUNGE")
     reply = await alice.command("UID FETCH 1:* (FLAGS)")
     assert reply.untagged[-1] == b"1 EXPUNGE"
-    assert reply.untagged[0] == b"2 FETCH (UID 2 FLAGS ())"
+    # Alice selected first, so both messages are \Recent in her session.
+    assert reply.untagged[0] == b"2 FETCH (UID 2 FLAGS (\\Recent))"
 
 
 async def test_new_mail_and_flag_changes_reach_other_session(
@@ -74,7 +75,7 @@ async def test_new_mail_and_flag_changes_reach_other_session(
     await second.command("STORE 1 +FLAGS.SILENT (\\Answered)")
     await deliver(imap_server, ALICE, make_message("late"))
     reply = await alice.command("NOOP")
-    assert b"1 FETCH (UID 1 FLAGS (\\Answered))" in reply.untagged
+    assert b"1 FETCH (UID 1 FLAGS (\\Answered \\Recent))" in reply.untagged
     assert b"2 EXISTS" in reply.untagged
     reply = await alice.command("NOOP")
     assert reply.untagged == []
@@ -101,7 +102,7 @@ async def test_idle_wakes_on_delivery(imap_server, alice):
     line = await alice.read_response(timeout=1)
     assert line == b"* 1 EXISTS"
     assert time.monotonic() - started < 1
-    assert await alice.read_response(timeout=1) == b"* 0 RECENT"
+    assert await alice.read_response(timeout=1) == b"* 1 RECENT"
     await alice.send("DONE\r\n")
     reply = await alice.collect("i")
     assert reply.status == "OK"
@@ -115,7 +116,8 @@ async def test_idle_reports_expunge_from_other_session(imap_server, alice, secon
     await alice.read_response()
     await second.command("STORE 1 +FLAGS.SILENT (\\Deleted)")
     assert (
-        await alice.read_response(timeout=1) == b"* 1 FETCH (UID 1 FLAGS (\\Deleted))"
+        await alice.read_response(timeout=1)
+        == b"* 1 FETCH (UID 1 FLAGS (\\Deleted \\Recent))"
     )
     await second.command("EXPUNGE")
     assert await alice.read_response(timeout=1) == b"* 1 EXPUNGE"

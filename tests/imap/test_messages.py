@@ -42,7 +42,7 @@ async def test_append_returns_appenduid(alice):
     await alice.command("SELECT INBOX")
     reply = await alice.command("FETCH 1 (FLAGS INTERNALDATE RFC822.SIZE)")
     assert reply.untagged == [
-        b'1 FETCH (FLAGS (\\Seen $Work) INTERNALDATE " 5-Mar-2024 10:00:00 +0100" '
+        b'1 FETCH (FLAGS (\\Recent \\Seen $Work) INTERNALDATE " 5-Mar-2024 10:00:00 +0100" '
         b"RFC822.SIZE %d)" % len(message)
     ]
 
@@ -74,18 +74,18 @@ async def test_store_variants(imap_server, alice):
     await alice.command("SELECT INBOX")
     reply = await alice.command("STORE 1:2 +FLAGS (\\Flagged $Label1)")
     assert reply.untagged == [
-        b"1 FETCH (FLAGS (\\Flagged $Label1))",
-        b"2 FETCH (FLAGS (\\Flagged $Label1))",
+        b"1 FETCH (FLAGS (\\Flagged \\Recent $Label1))",
+        b"2 FETCH (FLAGS (\\Flagged \\Recent $Label1))",
     ]
     reply = await alice.command("STORE 2 -FLAGS.SILENT ($Label1)")
     assert reply.untagged == []
     reply = await alice.command("UID STORE 3 FLAGS (\\Seen)")
-    assert reply.untagged == [b"3 FETCH (UID 3 FLAGS (\\Seen))"]
+    assert reply.untagged == [b"3 FETCH (UID 3 FLAGS (\\Recent \\Seen))"]
     reply = await alice.command("FETCH 1:* FLAGS")
     assert reply.untagged == [
-        b"1 FETCH (FLAGS (\\Flagged $Label1))",
-        b"2 FETCH (FLAGS (\\Flagged))",
-        b"3 FETCH (FLAGS (\\Seen))",
+        b"1 FETCH (FLAGS (\\Flagged \\Recent $Label1))",
+        b"2 FETCH (FLAGS (\\Flagged \\Recent))",
+        b"3 FETCH (FLAGS (\\Recent \\Seen))",
     ]
     await alice.command("STORE 1 +FLAGS (\\Recent)", expect="BAD")
     reply = await alice.command("STORE 9 +FLAGS (\\Seen)", expect="BAD")
@@ -170,9 +170,9 @@ async def test_fetch_body_sets_seen(imap_server, alice):
     await deliver(imap_server, ALICE, make_message())
     await alice.command("SELECT INBOX")
     reply = await alice.command("FETCH 1 (BODY[TEXT])")
-    assert reply.untagged[0].endswith(b"FLAGS (\\Seen))")
+    assert reply.untagged[0].endswith(b"FLAGS (\\Recent \\Seen))")
     reply = await alice.command("FETCH 1 (FLAGS)")
-    assert reply.untagged == [b"1 FETCH (FLAGS (\\Seen))"]
+    assert reply.untagged == [b"1 FETCH (FLAGS (\\Recent \\Seen))"]
 
 
 async def test_fetch_macros_and_uid_fetch(imap_server, alice):
@@ -180,14 +180,14 @@ async def test_fetch_macros_and_uid_fetch(imap_server, alice):
     await alice.command("SELECT INBOX")
     reply = await alice.command("FETCH 1 FAST")
     assert re.match(
-        rb'1 FETCH \(FLAGS \(\) INTERNALDATE "[^"]+" RFC822.SIZE \d+\)',
+        rb'1 FETCH \(FLAGS \(\\Recent\) INTERNALDATE "[^"]+" RFC822.SIZE \d+\)',
         reply.untagged[0],
     )
     reply = await alice.command("UID FETCH 1:* FLAGS")
-    assert reply.untagged == [b"1 FETCH (UID 1 FLAGS ())"]
+    assert reply.untagged == [b"1 FETCH (UID 1 FLAGS (\\Recent))"]
     reply = await alice.command("UID FETCH 50:* FLAGS")
     # RFC 3501 §6.4.8: "50:*" includes the highest UID even when it is below 50.
-    assert reply.untagged == [b"1 FETCH (UID 1 FLAGS ())"]
+    assert reply.untagged == [b"1 FETCH (UID 1 FLAGS (\\Recent))"]
     await alice.command("FETCH 2 FLAGS", expect="BAD")
 
 
@@ -218,7 +218,9 @@ async def test_search_keys(imap_server, alice):
         "SEARCH UID 2:3": b"SEARCH 2 3",
         "UID SEARCH SUBJECT pears": b"SEARCH 2",
         "SEARCH KEYWORD $Nope": b"SEARCH",
-        "SEARCH NEW": b"SEARCH",
+        # The first SELECT made all three \\Recent; NEW is RECENT UNSEEN.
+        "SEARCH NEW": b"SEARCH 1 2 3",
+        "SEARCH OLD": b"SEARCH",
     }
     for command, expected in cases.items():
         reply = await alice.command(command)

@@ -70,6 +70,9 @@ mailboxes = Table(
     Column("uidnext", Integer, nullable=False, server_default="1"),
     Column("highestmodseq", Integer, nullable=False, server_default="1"),
     Column("special_use", String(32), nullable=True),
+    # RFC 3501 §2.3.2: messages from this UID on are \Recent; the first
+    # read-write session to see them claims them by moving it to uidnext.
+    Column("recent_uid", Integer, nullable=False, server_default="1"),
     UniqueConstraint("account_id", "name", name="uq_mailbox_name"),
 )
 

@@ -54,6 +54,8 @@ class SearchScope:
     store: MailStore
     mailbox_id: int
     saved_uids: frozenset[int] = frozenset()
+    # RFC 3501 §2.3.2: the UIDs that are \Recent in the searching session.
+    recent_uids: frozenset[int] = frozenset()
     now: float = field(default_factory=time.time)
     _unindexed: set[str] | None = None
 
@@ -232,11 +234,16 @@ class _Compiler:
         if op == "NOT":
             inner = self.compile(key.children[0])
             return lambda m: not inner(m)
-        if op in ("ALL", "OLD"):
-            # No message is \Recent in this store, so every message is OLD.
+        if op == "ALL":
             return lambda m: True
-        if op in ("NEW", "RECENT"):
-            return lambda m: False
+        if op in ("NEW", "RECENT", "OLD"):
+            recent = self.scope.recent_uids if self.scope is not None else frozenset()
+            if op == "OLD":
+                return lambda m: m.record.uid not in recent
+            if op == "NEW":
+                # RFC 3501 §6.4.4: NEW is RECENT UNSEEN.
+                return lambda m: m.record.uid in recent and "\\Seen" not in m.record.flags
+            return lambda m: m.record.uid in recent
         if op in _FLAG_KEYS:
             flag, wanted = _FLAG_KEYS[op]
             return lambda m: (flag in m.record.flags) == wanted

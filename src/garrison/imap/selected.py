@@ -67,15 +67,44 @@ class SelectedMailbox:
             record.uid: record.flags for record in records
         }
         self.modseq = ModSeq(modseq)
+        # RFC 3501 §2.3.2: the messages that are \Recent in this session.
+        self.recent: set[int] = set()
         self.pending_expunges: set[int] = set()
         # RFC 5182 §2.1: the UIDs saved by SEARCH RETURN (SAVE), for "$".
         self.saved_uids: list[int] = []
         self.changed = False
+        self._claims: set[asyncio.Future[int]] = set()
         self.wakeup = asyncio.Event()
         store.subscribe(self.mailbox_id, self.on_change)
 
     def close(self) -> None:
         self.store.unsubscribe(self.mailbox_id, self.on_change)
+
+    def with_recent(self, uid: int, flags: frozenset[str]) -> frozenset[str]:
+        """Return the flags to show for a message, with \\Recent where it applies."""
+        if uid in self.recent:
+            return flags | {"\\Recent"}
+        return flags
+
+    def _claim_in_background(self) -> None:
+        claim = asyncio.ensure_future(self.store.claim_recent(self.mailbox_id))
+        self._claims.add(claim)
+
+        def finished(future: asyncio.Future[int]) -> None:
+            self._claims.discard(future)
+            if not future.cancelled():
+                # A mailbox deleted meanwhile has nothing left to claim.
+                future.exception()
+
+        claim.add_done_callback(finished)
+
+    @property
+    def recent_count(self) -> int:
+        return sum(1 for uid in self.uids if uid in self.recent)
+
+    def take_recent(self, first_recent_uid: int) -> None:
+        """Mark the messages from `first_recent_uid` on as \\Recent in this session."""
+        self.recent.update(uid for uid in self.uids if uid >= first_recent_uid)
 
     def on_change(self) -> None:
         """Store callback: note the change and wake an IDLE waiting on it."""
@@ -192,7 +221,7 @@ class SelectedMailbox:
                 line = b"%d FETCH (UID %d FLAGS %s" % (
                     seq,
                     record.uid,
-                    flag_list(record.flags),
+                    flag_list(self.with_recent(record.uid, record.flags)),
                 )
                 if style.modseq:
                     # RFC 7162 §3.2: unsolicited FETCH carries MODSEQ.
@@ -200,11 +229,19 @@ class SelectedMailbox:
                 response.untagged(line + b")")
         if new_uids:
             self.uids.extend(UID(uid) for uid in new_uids)
+            # RFC 3501 §2.3.2: this session is the first to be told of the
+            # new messages, so they are \Recent here. A read-write session
+            # claims them so that later sessions do not see them as recent;
+            # which of two sessions told at once gets them is undefined.
+            recent = [uid for uid in new_uids if uid >= mailbox.recent_uid]
+            if recent:
+                self.recent.update(recent)
+                if not self.readonly:
+                    self._claim_in_background()
             response.untagged(b"%d EXISTS" % len(self.uids))
             if style.recent:
-                # RFC 3501 §7.3.2: RECENT accompanies EXISTS; no message is
-                # recent in this store.
-                response.untagged(b"0 RECENT")
+                # RFC 3501 §7.3.2: RECENT accompanies EXISTS.
+                response.untagged(b"%d RECENT" % self.recent_count)
         self.modseq = ModSeq(max(self.modseq, watermark))
 
     def _announce_expunges(self, response: Response, style: UpdateStyle) -> None:

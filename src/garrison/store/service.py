@@ -66,6 +66,8 @@ class Mailbox:
     highestmodseq: int
     special_use: str | None
     subscribed: bool
+    # RFC 3501 §2.3.2: messages with this UID or above are still \Recent.
+    recent_uid: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,11 +187,32 @@ class MailStore:
     # -- mailboxes ----------------------------------------------------------
 
     def _mailbox_from_row(self, row: tuple, subscribed: set[str]) -> Mailbox:
-        mailbox_id, account_id, name, uidvalidity, uidnext, modseq, special = row
+        mailbox_id, account_id, name, uidvalidity, uidnext, modseq, special, recent = row
         return Mailbox(
             mailbox_id, account_id, name, uidvalidity, uidnext, modseq, special,
-            name in subscribed,
+            name in subscribed, recent,
         )
+
+    async def claim_recent(self, mailbox_id: int) -> int:
+        """Claim the mailbox's \\Recent messages for the calling session.
+
+        Returns the first UID that was still recent; every message from it
+        up to the current UIDNEXT is \\Recent for the caller and for no later
+        session (RFC 3501 §2.3.2).
+        """
+
+        def job(txn: Transaction) -> int:
+            row = txn.conn.execute(
+                "SELECT recent_uid FROM mailboxes WHERE id = ?", (mailbox_id,)
+            ).fetchone()
+            if row is None:
+                raise MailboxNotFound(f"mailbox {mailbox_id} does not exist")
+            txn.conn.execute(
+                "UPDATE mailboxes SET recent_uid = uidnext WHERE id = ?", (mailbox_id,)
+            )
+            return int(row[0])
+
+        return await self._writer.run(job)
 
     def subscriptions(self, account_id: int) -> set[str]:
         """Return the names the account subscribed to, existing or not."""
@@ -203,7 +226,7 @@ class MailStore:
         subscribed = self.subscriptions(account_id)
         rows = self._read.execute(
             "SELECT id, account_id, name, uidvalidity, uidnext, highestmodseq,"
-            " special_use FROM mailboxes WHERE account_id = ? ORDER BY name",
+            " special_use, recent_uid FROM mailboxes WHERE account_id = ? ORDER BY name",
             (account_id,),
         ).fetchall()
         return [self._mailbox_from_row(row, subscribed) for row in rows]
@@ -213,7 +236,7 @@ class MailStore:
         name = normalize_name(name)
         row = self._read.execute(
             "SELECT id, account_id, name, uidvalidity, uidnext, highestmodseq,"
-            " special_use FROM mailboxes WHERE account_id = ? AND name = ?",
+            " special_use, recent_uid FROM mailboxes WHERE account_id = ? AND name = ?",
             (account_id, name),
         ).fetchone()
         if row is None:
@@ -227,7 +250,7 @@ class MailStore:
     def mailbox_by_id(self, mailbox_id: int) -> Mailbox:
         row = self._read.execute(
             "SELECT id, account_id, name, uidvalidity, uidnext, highestmodseq,"
-            " special_use FROM mailboxes WHERE id = ?",
+            " special_use, recent_uid FROM mailboxes WHERE id = ?",
             (mailbox_id,),
         ).fetchone()
         if row is None:
@@ -390,13 +413,13 @@ class MailStore:
     def status(self, mailbox_id: int) -> MailboxStatus:
         """Return counters for STATUS and SELECT."""
         mailbox = self.mailbox_by_id(mailbox_id)
-        count, unseen, size = self._read.execute(
-            "SELECT COUNT(*), COALESCE(SUM((flags & 1) = 0), 0), COALESCE(SUM(size), 0)"
-            " FROM messages WHERE mailbox_id = ?",
-            (mailbox_id,),
+        count, unseen, size, recent = self._read.execute(
+            "SELECT COUNT(*), COALESCE(SUM((flags & 1) = 0), 0), COALESCE(SUM(size), 0),"
+            " COALESCE(SUM(uid >= ?), 0) FROM messages WHERE mailbox_id = ?",
+            (mailbox.recent_uid, mailbox_id),
         ).fetchone()
         return MailboxStatus(
-            count, unseen, 0, mailbox.uidnext, mailbox.uidvalidity,
+            count, unseen, recent, mailbox.uidnext, mailbox.uidvalidity,
             mailbox.highestmodseq, size,
         )
 

@@ -229,9 +229,10 @@ async def fetch(session: Session, command: Command, response: Response) -> None:
             continue
         record = updated.get(uid, record)
         message = _Message(store, record)
-        items = [_fetch_item(message, att, record.flags) for att in atts]
+        flags = selected.with_recent(uid, record.flags)
+        items = [_fetch_item(message, att, flags) for att in atts]
         if uid in updated and not wants_flags:
-            items.append(b"FLAGS " + flag_list(record.flags))
+            items.append(b"FLAGS " + flag_list(flags))
         if uid in updated and session.condstore and not wants_modseq:
             # RFC 7162 §3.2: a flag change this session did not ask to see
             # is reported with its MODSEQ.

@@ -244,7 +244,7 @@ def status_response(session: Session, mailbox: Mailbox, items: Sequence[str]) ->
         session.enabled.add("CONDSTORE")
     values: dict[str, object] = {
         "MESSAGES": counters.messages,
-        "RECENT": 0,
+        "RECENT": counters.recent,
         "UIDNEXT": counters.uidnext,
         "UIDVALIDITY": counters.uidvalidity,
         "UNSEEN": counters.unseen,

@@ -148,7 +148,7 @@ def _report_store_modseq(
         if command.uid:
             items.append(b"UID %d" % uid)
         if not args.silent:
-            items.append(b"FLAGS " + flag_list(record.flags))
+            items.append(b"FLAGS " + flag_list(selected.with_recent(uid, record.flags)))
         items.append(b"MODSEQ (%d)" % record.modseq)
         response.untagged(b"%d FETCH (" % seq + b" ".join(items) + b")")
 
@@ -161,6 +161,7 @@ def _report_store_flags(
         flags = selected.flags.get(uid)
         if flags is None or uid in selected.pending_expunges:
             continue
+        flags = selected.with_recent(uid, flags)
         if command.uid:
             response.untagged(
                 b"%d FETCH (UID %d FLAGS %s)" % (seq, uid, flag_list(flags))

@@ -55,7 +55,10 @@ def _find(
     args: Search = command.args
     largest_uid = selected.uids[-1] if selected.uids else 0
     scope = SearchScope(
-        session.store, selected.mailbox_id, frozenset(selected.saved_uids)
+        session.store,
+        selected.mailbox_id,
+        frozenset(selected.saved_uids),
+        frozenset(selected.recent),
     )
     try:
         predicate = compile_search(

@@ -56,6 +56,11 @@ async def _select(
     # between is reported again by the first refresh rather than lost.
     records = store.messages(mailbox.id)
     selected = SelectedMailbox(store, mailbox, records, mailbox.highestmodseq, readonly)
+    if readonly:
+        # RFC 3501 §6.3.2: EXAMINE shows \Recent but does not claim it.
+        selected.take_recent(mailbox.recent_uid)
+    else:
+        selected.take_recent(await store.claim_recent(mailbox.id))
     session.select(selected)
 
     keywords = sorted(
@@ -69,7 +74,7 @@ async def _select(
             b'LIST () "/" ' + encode_mailbox(mailbox.name, session.utf8_mailboxes)
         )
     else:
-        response.untagged(b"0 RECENT")
+        response.untagged(b"%d RECENT" % selected.recent_count)
         first_unseen = next(
             (
                 seq
