@@ -32,6 +32,11 @@ def test_defaults_are_off_and_defer() -> None:
     assert settings.on_infected == "reject"
 
 
-def test_quarantine_not_offered() -> None:
+def test_on_infected_accepts_quarantine() -> None:
+    settings = AntivirusSettings(on_infected="quarantine")
+    assert settings.on_infected == "quarantine"
+
+
+def test_on_infected_rejects_unknown_action() -> None:
     with pytest.raises(ValidationError):
-        AntivirusSettings(on_infected="quarantine")
+        AntivirusSettings(on_infected="discard")

@@ -363,8 +363,10 @@ def dkim_remove(domain: str, config: ConfigOption = None) -> None:
 
 def main() -> None:
     from garrison.cli.ban import ban_app
+    from garrison.cli.quarantine import quarantine_app
     from garrison.cli.queue import queue_app
 
     app.add_typer(queue_app, name="queue")
     app.add_typer(ban_app, name="ban")
+    app.add_typer(quarantine_app, name="quarantine")
     app(prog_name="garrison")

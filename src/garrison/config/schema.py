@@ -441,10 +441,11 @@ class AntivirusSettings(Section):
         gt=0,
         description="Seconds one scan may take in total, connecting included.",
     )
-    on_infected: Literal["reject"] = Field(
+    on_infected: Literal["reject", "quarantine"] = Field(
         "reject",
         description="Action on a message clamd finds infected: reject (554 5.7.0 "
-        "naming the signature). Quarantine is not available yet.",
+        "naming the signature) or quarantine (accept with 250 and keep it out of "
+        "the mailboxes; see 'garrison quarantine list').",
     )
     on_error: Literal["defer", "accept"] = Field(
         "defer",

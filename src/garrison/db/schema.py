@@ -220,3 +220,23 @@ bans = Table(
     Column("created_at", Float, nullable=False),
     Column("expires_at", Float),
 )
+
+# Messages kept out of the mailboxes (`garrison quarantine list`), one row
+# per SMTP transaction. `params` is a JSON object of the MAIL FROM
+# parameters, and `recipients` is a JSON list of objects with the
+# address, its RCPT parameters and the account ids it reached when accepted.
+# `blob_id` has no foreign key, because the blob is registered in `blobs`
+# only when the message is released to mailboxes.
+quarantine = Table(
+    "quarantine",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("blob_id", String, nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("sender", Text, nullable=False),
+    Column("params", Text, nullable=False),
+    Column("recipients", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("queue_id", String, nullable=False),
+    Column("created_at", Float, nullable=False),
+)

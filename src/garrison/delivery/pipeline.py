@@ -24,8 +24,9 @@ fails with 451.
 
 Anti-virus scanning, when `antivirus.enabled` is set, runs first on every
 message, received on the MX or on submission: an infected message fails with
-554 5.7.0, and a failed scan with 451 4.7.0 unless `antivirus.on_error` is
-"accept". Other filters (authentication checks, anti-spam) and Sieve plug in
+554 5.7.0, or with `antivirus.on_infected = "quarantine"` is stored in the
+quarantine instead of the mailboxes and accepted, and a failed scan fails
+with 451 4.7.0 unless `antivirus.on_error` is "accept". Other filters (authentication checks, anti-spam) and Sieve plug in
 here as later stages.
 """
 
@@ -38,7 +39,8 @@ from typing import Protocol
 
 from garrison.delivery.signing import MessageSigner, SigningError
 from garrison.directory import Account
-from garrison.filters import scanner_from_settings
+from garrison.filters import QuarantineVerdict, scanner_from_settings
+from garrison.governance import Quarantine
 from garrison.observability.log import event
 from garrison.smtp import replies
 from garrison.smtp.replies import Reply
@@ -107,11 +109,13 @@ class DeliveryPipeline:
         self.outbound = outbound
         self.signer = signer
         self.antivirus = scanner_from_settings(store.settings.antivirus, store.blobs)
+        self.quarantine = Quarantine(store)
 
     def close(self) -> None:
-        """Close the signer's key store."""
+        """Close the signer's key store and the quarantine's connection."""
         if self.signer is not None:
             self.signer.close()
+        self.quarantine.close()
 
     def quota_error(self) -> DeliveryError:
         """Return the error for mail to an account over quota, as configured."""
@@ -136,6 +140,9 @@ class DeliveryPipeline:
         """Scan, sign, store and queue the message; raise DeliveryError."""
         if self.antivirus is not None:
             refusal = await self.antivirus.check(envelope.queue_id, blob)
+            if isinstance(refusal, QuarantineVerdict):
+                await self._quarantine(envelope, blob, refusal.reason)
+                return
             if refusal is not None:
                 raise DeliveryError(
                     refusal.code, refusal.enhanced, refusal.text,
@@ -188,6 +195,18 @@ class DeliveryPipeline:
             # NOTE: the local copies are already committed; if queueing fails,
             # the client retries and local recipients get the message twice.
             await self._enqueue(envelope, remote, blob)
+
+    async def _quarantine(self, envelope: Envelope, blob: BlobRef, reason: str) -> None:
+        try:
+            await self.quarantine.add(envelope, blob, reason)
+        except (OSError, StoreError) as exc:
+            event(
+                log, "quarantine_failed", logging.ERROR,
+                queue_id=envelope.queue_id, error=exc,
+            )
+            raise DeliveryError(
+                451, "4.3.0", "local delivery failed; try again later", temporary=True
+            ) from exc
 
     async def _sign(self, envelope: Envelope, blob: BlobRef) -> BlobRef:
         assert self.signer is not None

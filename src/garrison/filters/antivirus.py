@@ -1,10 +1,12 @@
 """Anti-virus filter: scan each message with clamd before it is accepted.
 
 `VirusScanner.check(queue_id, blob)` returns None when the message may be
-delivered, or the SMTP reply that rejects it:
+delivered, a `QuarantineVerdict` when it is to be quarantined, or the SMTP
+reply that rejects it:
 
-- infected: `554 5.7.0` naming clamd's signature (`on_infected = "reject"`;
-  quarantine does not exist yet, so rejecting is the only action);
+- infected: `554 5.7.0` naming clamd's signature with `on_infected =
+  "reject"`, or a QuarantineVerdict whose reason is the signature with
+  `on_infected = "quarantine"`;
 - clamd unreachable, timed out or failed: with `on_error = "defer"`,
   `451 4.7.0`, so the sender retries and nothing passes unscanned. With
   "accept" the message is delivered unscanned.
@@ -19,6 +21,7 @@ import contextlib
 import io
 import logging
 import time
+from dataclasses import dataclass
 from typing import BinaryIO
 
 from garrison.config.schema import AntivirusSettings
@@ -31,6 +34,13 @@ from garrison.store import BlobRef, BlobStore
 log = logging.getLogger("garrison.filters.antivirus")
 
 
+@dataclass(frozen=True, slots=True)
+class QuarantineVerdict:
+    """A decision to accept the message into the quarantine, with the reason."""
+
+    reason: str
+
+
 class VirusScanner:
     """Scans committed message blobs with clamd and maps verdicts to replies."""
 
@@ -39,8 +49,10 @@ class VirusScanner:
         self.blobs = blobs
         self.client = ClamdClient(settings.clamd, settings.timeout)
 
-    async def check(self, queue_id: str, blob: BlobRef) -> Reply | None:
-        """Scan the blob and return the reply that rejects it, or None to accept.
+    async def check(
+        self, queue_id: str, blob: BlobRef
+    ) -> Reply | QuarantineVerdict | None:
+        """Scan the blob; return the rejecting reply, a quarantine verdict or None.
 
         A clamd failure (ClamdError) or a blob read error (OSError) does not
         raise but takes the `on_error` action.
@@ -86,6 +98,8 @@ class VirusScanner:
             duration_ms=_elapsed_ms(started),
             action=self.settings.on_infected,
         )
+        if self.settings.on_infected == "quarantine":
+            return QuarantineVerdict(result.signature)
         return replies.VIRUS_FOUND.format(signature=result.signature)
 
     def _open(self, blob: BlobRef) -> contextlib.AbstractContextManager[BinaryIO]:

@@ -705,6 +705,19 @@ class MailStore:
         the message would put over their quota are left out of the
         transaction and of the result.
         """
+        return await self._writer.run(
+            self.deliver_job(account_ids, blob, analysis, internaldate, skip_over_quota)
+        )
+
+    def deliver_job(
+        self,
+        account_ids: Sequence[int],
+        blob: BlobRef,
+        analysis: MessageAnalysis,
+        internaldate: datetime | None = None,
+        skip_over_quota: bool = False,
+    ) -> Callable[[Transaction], dict[int, int]]:
+        """Return the write job of `deliver`, for a caller that adds its own rows."""
         stamp = _stamp(internaldate)
         analysis_json = analysis.to_json()
 
@@ -728,7 +741,7 @@ class MailStore:
                 result[account_id] = uid
             return result
 
-        return await self._writer.run(job)
+        return job
 
     async def store_flags(
         self,
