@@ -103,6 +103,38 @@ class SMTPSettings(Section):
     max_errors: int = Field(
         20, ge=1, description="Protocol errors in one session before it is closed."
     )
+    tarpit_after_errors: int = Field(
+        5,
+        ge=0,
+        description="Protocol errors in one session after which each further "
+        "error reply is delayed by tarpit_delay; 0 means no delay.",
+    )
+    tarpit_delay: float = Field(
+        1.0, ge=0, description="Seconds each error reply is delayed in the tarpit."
+    )
+    greeting_delay: float = Field(
+        0.0,
+        ge=0,
+        description="Seconds to wait before the 220 greeting; a client that "
+        "sends anything before the greeting is rejected (554 5.5.1). 0 checks "
+        "only the input that has already arrived when the greeting is sent.",
+    )
+    max_session_duration: float = Field(
+        3600.0,
+        ge=0,
+        description="Seconds a session may last before it is closed "
+        "(421 4.4.2); 0 means no limit.",
+    )
+    min_data_rate: int = Field(
+        1024,
+        ge=0,
+        description="Minimum rate of message content during DATA and BDAT, in "
+        "bytes per second over each data_rate_window; a slower session is "
+        "closed (421 4.4.2). 0 means no minimum.",
+    )
+    data_rate_window: float = Field(
+        30.0, gt=0, description="Seconds over which min_data_rate is measured."
+    )
     over_quota: Literal["reject", "defer"] = Field(
         "reject",
         description="Reply to mail for an account over its storage quota: "

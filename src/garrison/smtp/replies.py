@@ -105,6 +105,10 @@ START_DATA = Reply(354, "", "End data with <CR><LF>.<CR><LF>")
 SHUTTING_DOWN = Reply(421, "4.3.2", "Service shutting down, closing connection")
 TIMEOUT = Reply(421, "4.4.2", "Timeout exceeded, closing connection")
 TOO_MANY_ERRORS = Reply(421, "4.7.0", "Too many errors, closing connection")
+SESSION_TOO_LONG = Reply(
+    421, "4.4.2", "Maximum session duration exceeded, closing connection"
+)
+DATA_RATE_TOO_LOW = Reply(421, "4.4.2", "Data rate too low, closing connection")
 # Sent instead of the greeting when a connection limit or a ban rejects the client.
 OVER_LIMIT = Reply(421, "4.7.0", "Too many connections, try again later")
 # RFC 5321 §4.5.3.1.10: the reply to too many recipients is 452, not 552.
@@ -156,6 +160,11 @@ BARE_LINE_ENDING = Reply(
     554, "5.6.0", "Message contains a bare CR or LF; lines must end with CRLF"
 )
 TRANSACTION_FAILED = Reply(554, "5.0.0", "Transaction failed")
+# Sent before closing the session of a client that does not wait for replies.
+EARLY_TALKER = Reply(554, "5.5.1", "Protocol error: input sent before the greeting")
+UNEXPECTED_PIPELINING = Reply(
+    554, "5.5.1", "Protocol error: command sent before the previous reply"
+)
 # RFC 5321 §6.3 and RFC 3463 §3.5: too many hops (X.4.6), a mail loop.
 MAIL_LOOP = Reply(554, "5.4.6", "Too many Received headers: mail loop detected")
 

@@ -11,8 +11,10 @@ whole, and data is handed out in chunks of at most `CHUNK_SIZE` bytes.
 from __future__ import annotations
 
 import asyncio
+import math
 
 from garrison.net.streams import buffered_size, discard_buffered
+from garrison.smtpd.limits import DataRateMeter, SessionTooLong
 
 # Bytes requested from the socket per read, and the largest data chunk
 # handed to a receiver.
@@ -39,6 +41,11 @@ class Connection:
         # Offset up to which _buffer is known to contain no LF.
         self._scanned = 0
         self._replies: list[bytes] = []
+        # Event-loop time at which every wait for input raises SessionTooLong.
+        self.deadline = math.inf
+        # Set while message content is read, so slow content raises
+        # DataRateTooLow; see `measure_data_rate`.
+        self.data_rate: DataRateMeter | None = None
 
     # -- input ---------------------------------------------------------------
 
@@ -71,7 +78,8 @@ class Connection:
     async def read_chunk(self, max_size: int, timeout: float) -> bytes:
         """Return between 1 and `max_size` bytes: buffered input first.
 
-        Raises TimeoutError and ConnectionClosed like `read_line`.
+        Raises TimeoutError and ConnectionClosed like `read_line`. While a
+        data rate is measured, the bytes returned count toward it.
         """
         if not self._buffer:
             await self._fill(timeout, min(max_size, CHUNK_SIZE))
@@ -79,7 +87,19 @@ class Connection:
         chunk = bytes(self._buffer[:size])
         del self._buffer[:size]
         self._scanned = 0
+        if self.data_rate is not None:
+            self.data_rate.count(len(chunk))
         return chunk
+
+    def measure_data_rate(self, min_rate: int, window: float) -> None:
+        """Start measuring the content rate; 0 bytes/s turns the check off."""
+        if min_rate > 0:
+            now = asyncio.get_running_loop().time()
+            self.data_rate = DataRateMeter(min_rate, window, now)
+
+    def stop_data_rate(self) -> None:
+        """Stop measuring the content rate (the content has been read)."""
+        self.data_rate = None
 
     def unread(self, data: bytes) -> None:
         """Put bytes back in front of the buffer (input that follows a message)."""
@@ -103,11 +123,29 @@ class Connection:
         # the input is exhausted, and must be sent before waiting for more.
         if self._replies:
             await self.flush()
-        try:
-            async with asyncio.timeout(timeout):
-                data = await self.reader.read(size)
-        except ConnectionError as exc:
-            raise ConnectionClosed() from exc
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + timeout
+        while True:
+            # The wait ends at the earliest of the read timeout, the session
+            # deadline and the end of the data rate window. Only the first
+            # two end the read; a window whose rate was met starts the next.
+            now = loop.time()
+            if now >= self.deadline:
+                raise SessionTooLong()
+            wake = min(give_up, self.deadline)
+            if self.data_rate is not None:
+                self.data_rate.check(now)
+                wake = min(wake, self.data_rate.window_end)
+            if now >= give_up:
+                raise TimeoutError()
+            try:
+                async with asyncio.timeout_at(wake):
+                    data = await self.reader.read(size)
+                break
+            except TimeoutError:
+                continue
+            except ConnectionError as exc:
+                raise ConnectionClosed() from exc
         if not data:
             raise ConnectionClosed()
         self._buffer += data

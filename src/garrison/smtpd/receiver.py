@@ -52,6 +52,7 @@ async def handle_data(session: Session, argument: str) -> None:
 
     write_error: OSError | None = None
     session.phase = "data"
+    _measure_data_rate(session)
     try:
         while not decoder.done:
             chunk = await session.io.read_chunk(CHUNK_SIZE, limits.data_timeout)
@@ -67,6 +68,7 @@ async def handle_data(session: Session, argument: str) -> None:
         _abandon_content(session, exc)
         raise
     finally:
+        session.io.stop_data_rate()
         session.phase = "busy"
 
     # RFC 2920 §3.1: commands may follow the end of data in the same packet.
@@ -162,6 +164,7 @@ async def _receive_chunk(session: Session, size: int) -> None:
     timeout = session.server.settings.smtp.data_timeout
 
     session.phase = "data"
+    _measure_data_rate(session)
     try:
         remaining = size
         while remaining:
@@ -174,6 +177,7 @@ async def _receive_chunk(session: Session, size: int) -> None:
         _abandon_content(session, exc)
         raise
     finally:
+        session.io.stop_data_rate()
         session.phase = "busy"
 
 
@@ -181,11 +185,18 @@ async def _discard(session: Session, size: int) -> None:
     timeout = session.server.settings.smtp.data_timeout
     remaining = size
     session.phase = "data"
+    _measure_data_rate(session)
     try:
         while remaining:
             remaining -= len(await session.io.read_chunk(remaining, timeout))
     finally:
+        session.io.stop_data_rate()
         session.phase = "busy"
+
+
+def _measure_data_rate(session: Session) -> None:
+    limits = session.server.settings.smtp
+    session.io.measure_data_rate(limits.min_data_rate, limits.data_rate_window)
 
 
 def _abandon_content(session: Session, error: BaseException) -> None:

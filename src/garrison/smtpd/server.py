@@ -8,7 +8,14 @@ data gets `server.shutdown_grace` seconds to finish, and a message whose
 blob is committed is never interrupted, so no acknowledged message is lost.
 
 Log events (logger `garrison.smtpd`, one logfmt line each): connect, tls,
-reject, queued, error, disconnect. No line contains message content.
+reject, queued, error, limit, disconnect. No line contains message content.
+
+Denial-of-service limits (`[smtp]` settings, see `garrison.smtpd.limits`):
+input before the greeting and commands pipelined without PIPELINING end
+the session with 554 5.5.1. A session over `max_session_duration`, or
+content slower than `min_data_rate`, ends with 421 4.4.2. After
+`tarpit_after_errors` errors, each further error reply waits
+`tarpit_delay` seconds.
 """
 
 from __future__ import annotations
@@ -29,6 +36,16 @@ from garrison.smtp.replies import Reply, format_lines
 from garrison.smtpd.auth import MECHANISMS
 from garrison.smtpd.commands import COMMANDS
 from garrison.smtpd.connection import Connection, ConnectionClosed, LineTooLong
+from garrison.smtpd.limits import (
+    DATA_RATE,
+    EARLY_TALKER,
+    SESSION_DURATION,
+    TARPIT,
+    UNEXPECTED_PIPELINING,
+    LimitExceeded,
+    ProtocolViolation,
+    log_limit,
+)
 from garrison.smtpd.session import ConnectionState, Session
 from garrison.smtpd.trace import new_session_id
 from garrison.store import MailStore
@@ -84,6 +101,13 @@ class SMTPServer:
         self._shutdown_reply = _with_host(replies.SHUTTING_DOWN, self.hostname).encode()
         self._timeout_reply = _with_host(replies.TIMEOUT, self.hostname).encode()
         self._errors_reply = _with_host(replies.TOO_MANY_ERRORS, self.hostname).encode()
+        self._limit_replies = {
+            reason: _with_host(reply, self.hostname).encode()
+            for reason, reply in (
+                (SESSION_DURATION, replies.SESSION_TOO_LONG),
+                (DATA_RATE, replies.DATA_RATE_TOO_LOW),
+            )
+        }
         self._over_limit_reply = _with_host(replies.OVER_LIMIT, self.hostname).encode()
         self.auth_failures_reply = _with_host(
             replies.TOO_MANY_AUTH_FAILURES, self.hostname
@@ -159,11 +183,18 @@ class SMTPServer:
             listener=self.listener.name,
         )
 
+        limits = self.settings.smtp
+        if limits.max_session_duration:
+            loop = asyncio.get_running_loop()
+            session.io.deadline = loop.time() + limits.max_session_duration
         reason = "error"
         try:
             if self.closing:
                 session.io.send(self._shutdown_reply)
                 reason = "shutdown"
+                return
+            if await self._talks_early(session):
+                reason = EARLY_TALKER
                 return
             session.io.send(self.greeting)
             reason = await self._run(session)
@@ -212,6 +243,8 @@ class SMTPServer:
 
             try:
                 session.phase = "idle"
+                errors_before = connection.errors
+                ends_group = False
                 try:
                     line = await io.read_line(
                         limits.command_timeout, limits.max_command_line_length
@@ -223,7 +256,17 @@ class SMTPServer:
                 else:
                     session.phase = "busy"
                     connection.commands += 1
-                    await self._dispatch(session, line)
+                    ends_group = await self._dispatch(session, line)
+                await self._tarpit(session, errors_before)
+                if ends_group:
+                    await io.flush()
+            except ProtocolViolation as exc:
+                io.send(replies.UNEXPECTED_PIPELINING.encode())
+                return exc.reason
+            except LimitExceeded as exc:
+                log_limit(connection.session_id, connection.client_ip, exc.reason)
+                io.send(self._limit_replies[exc.reason])
+                return exc.reason
             except TimeoutError:
                 # RFC 5321 §4.5.3.2: the server may close an idle session.
                 io.send(self._timeout_reply)
@@ -237,26 +280,50 @@ class SMTPServer:
                 io.send(self._errors_reply)
                 return "too_many_errors"
 
-    async def _dispatch(self, session: Session, line: bytes) -> None:
-        """Run one command line through the command table."""
+    async def _dispatch(self, session: Session, line: bytes) -> bool:
+        """Run one command line through the command table.
+
+        Returns whether the command ends a pipeline group, so that its
+        replies must be flushed. Raises ProtocolViolation when the client
+        pipelined commands without PIPELINING.
+        """
         try:
             command = parse_command_line(line)
         except SMTPSyntaxError as exc:
             session.reject("command", exc.reply)
-            return
+            return False
+
+        connection = session.connection
+        # RFC 2920: PIPELINING is an extension that the EHLO reply
+        # advertises, so before EHLO or after HELO the client must wait for
+        # each reply. EHLO itself may be followed by a pipelined group.
+        if (
+            not connection.esmtp
+            and command.verb != "EHLO"
+            and session.io.has_pending_input()
+        ):
+            dropped = session.io.discard_pending_input()
+            log_limit(
+                connection.session_id,
+                connection.client_ip,
+                UNEXPECTED_PIPELINING,
+                command=command.verb,
+                dropped=dropped,
+            )
+            raise ProtocolViolation(UNEXPECTED_PIPELINING)
 
         spec = COMMANDS.get(command.verb)
         if spec is None:
             session.reject("command", replies.UNKNOWN_COMMAND)
-            return
+            return False
         stage = command.verb.lower()
         state = session.state
         if state not in spec.states:
             session.reject(stage, spec.state_error(state))
-            return
+            return False
         if self.require_tls and not spec.before_tls and not session.connection.tls:
             session.reject(stage, replies.MUST_USE_TLS)
-            return
+            return False
 
         try:
             await spec.handler(session, command.argument)
@@ -280,8 +347,59 @@ class SMTPServer:
             session_id = session.connection.session_id
             text = f"{replies.LOCAL_ERROR.text} (session {session_id})"
             session.reply(replies.LOCAL_ERROR.with_text(text))
-        if spec.ends_group:
-            await session.io.flush()
+        return spec.ends_group
+
+    async def _talks_early(self, session: Session) -> bool:
+        """Wait `greeting_delay`, then reject a client that already sent input.
+
+        An SMTP client waits for the greeting before it sends anything, so
+        early input marks a client that ignores replies. Returns True after
+        queueing 554 5.5.1 and logging the limit.
+        """
+        delay = self.settings.smtp.greeting_delay
+        if delay > 0:
+            # Shutdown cancels an idle session at once, so the delay does
+            # not hold it up.
+            session.phase = "idle"
+            await asyncio.sleep(delay)
+            session.phase = "busy"
+        if not session.io.has_pending_input():
+            return False
+        # Dropping the unread input lets the close send FIN, not RST, so
+        # the client receives the reply.
+        dropped = session.io.discard_pending_input()
+        connection = session.connection
+        log_limit(
+            connection.session_id, connection.client_ip, EARLY_TALKER, dropped=dropped
+        )
+        session.io.send(replies.EARLY_TALKER.encode())
+        return True
+
+    async def _tarpit(self, session: Session, errors_before: int) -> None:
+        """Delay the error reply of the last command once the tarpit applies.
+
+        The delay applies from error number `tarpit_after_errors + 1` on, but
+        not to the error that reaches `max_errors`, since that one ends the
+        session anyway. The limit is logged on the first delayed reply.
+        """
+        limits = self.settings.smtp
+        errors = session.connection.errors
+        if (
+            errors == errors_before
+            or not limits.tarpit_after_errors
+            or not limits.tarpit_delay
+            or errors <= limits.tarpit_after_errors
+            or errors >= limits.max_errors
+        ):
+            return
+        if errors_before <= limits.tarpit_after_errors:
+            connection = session.connection
+            log_limit(
+                connection.session_id, connection.client_ip, TARPIT, errors=errors
+            )
+        session.phase = "idle"
+        await asyncio.sleep(limits.tarpit_delay)
+        session.phase = "busy"
 
     def record_tls(self, session: Session) -> None:
         """Store the TLS version and cipher of the session and log them."""
