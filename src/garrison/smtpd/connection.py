@@ -42,6 +42,8 @@ class Connection:
         self._scanned = 0
         self._replies: list[bytes] = []
         # Event-loop time at which every wait for input raises SessionTooLong.
+        # NOTE: `flush` is not bounded by it, so a client that stops reading
+        # replies can hold the session in `drain` past the deadline.
         self.deadline = math.inf
         # Set while message content is read, so slow content raises
         # DataRateTooLow; see `measure_data_rate`.
