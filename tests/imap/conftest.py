@@ -189,6 +189,17 @@ async def imap_server(services):
 
 
 @pytest.fixture
+async def second(imap_server):
+    """A second session of alice's, logged in on the plain IMAP port."""
+    dialogue = await Dialogue.open(imap_server.port("imap"))
+    await dialogue.login()
+    try:
+        yield dialogue
+    finally:
+        await dialogue.close()
+
+
+@pytest.fixture
 async def imap(imap_server):
     """A logged-out dialogue on the plain IMAP port (over loopback)."""
     dialogue = await Dialogue.open(imap_server.port("imap"))

@@ -5,19 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-import pytest
-
 from tests.imap.conftest import ALICE, Dialogue, deliver, make_message
-
-
-@pytest.fixture
-async def second(imap_server):
-    dialogue = await Dialogue.open(imap_server.port("imap"))
-    await dialogue.login()
-    try:
-        yield dialogue
-    finally:
-        await dialogue.close()
 
 
 async def _fill(server, count: int) -> None:

@@ -4,19 +4,7 @@ from __future__ import annotations
 
 import re
 
-import pytest
-
-from tests.imap.conftest import ALICE, Dialogue, deliver, make_message
-
-
-@pytest.fixture
-async def second(imap_server):
-    dialogue = await Dialogue.open(imap_server.port("imap"))
-    await dialogue.login()
-    try:
-        yield dialogue
-    finally:
-        await dialogue.close()
+from tests.imap.conftest import ALICE, deliver, make_message
 
 
 async def _fill(server, count: int) -> None:

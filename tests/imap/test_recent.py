@@ -1,18 +1,7 @@
 """\\Recent (RFC 3501 §2.3.2): a new message is recent in exactly one session."""
 
-import pytest
 
-from tests.imap.conftest import ALICE, Dialogue, deliver, make_message
-
-
-@pytest.fixture
-async def second(imap_server):
-    dialogue = await Dialogue.open(imap_server.port("imap"))
-    await dialogue.login()
-    try:
-        yield dialogue
-    finally:
-        await dialogue.close()
+from tests.imap.conftest import ALICE, deliver, make_message
 
 
 async def test_first_select_claims_recent(imap_server, alice, second):

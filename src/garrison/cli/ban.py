@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+from garrison.cli.common import ConfigOption, existing_setup, fail
 from garrison.net.bans import Ban, BanError, BanList
 
 ban_app = typer.Typer(
@@ -20,25 +21,9 @@ ban_app = typer.Typer(
     help="Ban client addresses from every listener (stored in the database).",
 )
 
-ConfigOption = Annotated[
-    Path | None,  # noqa: UP007 - typer needs Optional here
-    typer.Option(
-        "--config",
-        "-c",
-        help="Config file (default: $GARRISON_CONFIG, then ./var/garrison.toml).",
-    ),
-]
-
 
 def _bans(config: Path | None) -> BanList:
-    from garrison.cli.main import fail, settings_from
-    from garrison.db.engine import migrate
-
-    settings = settings_from(config)
-    if not settings.db_path.exists():
-        fail(f"database {settings.db_path} not found; run 'garrison init' first")
-    migrate(settings.db_path)
-    return BanList(settings.db_path)
+    return BanList(existing_setup(config).db_path)
 
 
 def _describe(timestamp: float | None) -> str:
@@ -82,7 +67,6 @@ def ban_add(
     config: ConfigOption = None,
 ) -> None:
     """Ban a client address or network; new connections from it are rejected."""
-    from garrison.cli.main import fail
 
     bans = _bans(config)
     try:
@@ -102,7 +86,6 @@ def ban_remove(
     config: ConfigOption = None,
 ) -> None:
     """Remove a stored ban."""
-    from garrison.cli.main import fail
 
     bans = _bans(config)
     try:

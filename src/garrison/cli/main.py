@@ -11,14 +11,14 @@ from __future__ import annotations
 import getpass
 import sys
 from pathlib import Path
-from typing import Annotated, NoReturn, Optional
+from typing import Annotated, Optional
 
 import typer
 
-from garrison.config import ConfigError, Settings, find_config, load_settings
+from garrison.cli.common import ConfigOption, existing_setup, fail, settings_from
+from garrison.config import ConfigError
 from garrison.config.loader import check_runtime
 from garrison.config.sample import render_sample
-from garrison.db.engine import migrate
 from garrison.directory import Directory, DirectoryError
 from garrison.dkim import DKIMKeyError, DKIMKeyStore
 from garrison.dkim.keys import zone_file_line
@@ -40,39 +40,14 @@ app.add_typer(alias_app, name="alias")
 app.add_typer(config_app, name="config")
 app.add_typer(dkim_app, name="dkim")
 
-ConfigOption = Annotated[
-    Optional[Path],  # noqa: UP007 - typer needs Optional here
-    typer.Option(
-        "--config",
-        "-c",
-        help="Config file (default: $GARRISON_CONFIG, then ./var/garrison.toml).",
-    ),
-]
 PasswordStdin = Annotated[
     bool,
     typer.Option("--password-stdin", help="Read the password from standard input."),
 ]
 
 
-def fail(message: str) -> NoReturn:
-    """Print a one-line error and exit with status 1."""
-    typer.echo(f"garrison: error: {message}", err=True)
-    raise typer.Exit(1)
-
-
-def settings_from(config: Path | None) -> Settings:
-    try:
-        return load_settings(find_config(config))
-    except ConfigError as exc:
-        fail(str(exc))
-
-
 def open_directory(config: Path | None) -> Directory:
-    settings = settings_from(config)
-    if not settings.db_path.exists():
-        fail(f"database {settings.db_path} not found; run 'garrison init' first")
-    migrate(settings.db_path)
-    return Directory(settings.db_path)
+    return Directory(existing_setup(config).db_path)
 
 
 def read_password(from_stdin: bool) -> str:

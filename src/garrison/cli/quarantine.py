@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TypeVar
 
 import typer
 
+from garrison.cli.common import ConfigOption, existing_setup, fail
 from garrison.governance import Quarantine, QuarantinedMessage, QuarantineNotFound
 from garrison.queue.admin import describe_time
 from garrison.store import MailStore
@@ -17,27 +18,12 @@ quarantine_app = typer.Typer(
     no_args_is_help=True, help="Inspect, release and delete quarantined messages."
 )
 
-ConfigOption = Annotated[
-    Path | None,  # noqa: UP007 - typer needs Optional here
-    typer.Option(
-        "--config",
-        "-c",
-        help="Config file (default: $GARRISON_CONFIG, then ./var/garrison.toml).",
-    ),
-]
-
 T = TypeVar("T")
 
 
 def _run(config: Path | None, action: Callable[[Quarantine], Awaitable[T]]) -> T:
     """Open the store, run `action` on the quarantine, and close both."""
-    from garrison.cli.main import fail, settings_from
-    from garrison.db.engine import migrate
-
-    settings = settings_from(config)
-    if not settings.db_path.exists():
-        fail(f"database {settings.db_path} not found; run 'garrison init' first")
-    migrate(settings.db_path)
+    settings = existing_setup(config)
 
     async def main() -> T:
         store = MailStore(settings)

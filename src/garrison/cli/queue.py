@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
 
 import typer
 
+from garrison.cli.common import ConfigOption, existing_setup, fail
 from garrison.queue.admin import QueueAdmin, QueueAdminError, describe_time
 from garrison.queue.records import QueuedMessage
 
@@ -15,25 +15,9 @@ queue_app = typer.Typer(
     no_args_is_help=True, help="Inspect and manage the outbound queue."
 )
 
-ConfigOption = Annotated[
-    Path | None,  # noqa: UP007 - typer needs Optional here
-    typer.Option(
-        "--config",
-        "-c",
-        help="Config file (default: $GARRISON_CONFIG, then ./var/garrison.toml).",
-    ),
-]
-
 
 def _admin(config: Path | None) -> QueueAdmin:
-    from garrison.cli.main import fail, settings_from
-    from garrison.db.engine import migrate
-
-    settings = settings_from(config)
-    if not settings.db_path.exists():
-        fail(f"database {settings.db_path} not found; run 'garrison init' first")
-    migrate(settings.db_path)
-    return QueueAdmin(settings.db_path)
+    return QueueAdmin(existing_setup(config).db_path)
 
 
 def _sender(message: QueuedMessage) -> str:
@@ -90,7 +74,6 @@ def queue_show(queue_id: str, config: ConfigOption = None) -> None:
 
 
 def _fail(exc: Exception) -> None:
-    from garrison.cli.main import fail
 
     fail(str(exc))
 
