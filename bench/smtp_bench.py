@@ -187,7 +187,7 @@ def run_load(
     started = time.monotonic()
     result = subprocess.run(command, capture_output=True, text=True)
     # A peer that queues before delivering counts as done when its Maildir
-    # holds every message, so both sides are timed to durable delivery.
+    # contains every message, so both sides are timed to durable delivery.
     deadline = time.monotonic() + 600
     while maildir and maildir_count(maildir) - delivered_before < args.count:
         if time.monotonic() > deadline:

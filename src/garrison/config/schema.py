@@ -86,12 +86,12 @@ class SMTPSettings(Section):
     max_line_length: int = Field(
         1000,
         ge=1000,
-        description="Longest text line in a message, in bytes including CRLF.",
+        description="Maximum text line length in a message, in bytes including CRLF.",
     )
     max_command_line_length: int = Field(
         2048,
         ge=512,
-        description="Longest command line, in bytes including CRLF "
+        description="Maximum command line length, in bytes including CRLF "
         "(512 plus room for extension parameters).",
     )
     command_timeout: float = Field(
@@ -151,7 +151,7 @@ class IMAPSettings(Section):
         8192, ge=256, description="Largest literal before login, in bytes."
     )
     max_line_length: int = Field(
-        65536, ge=1024, description="Longest command line, in bytes."
+        65536, ge=1024, description="Maximum command line length, in bytes."
     )
     max_search_depth: int = Field(
         32, ge=2, description="Deepest parenthesis nesting accepted in SEARCH."
@@ -172,7 +172,7 @@ class POP3Settings(Section):
 
 class StoreSettings(Section):
     group_commit_max: int = Field(
-        256, ge=1, description="Most writes that share one database commit."
+        256, ge=1, description="Maximum number of writes that share one database commit."
     )
 
 
@@ -205,7 +205,7 @@ class QueueSettings(Section):
         300.0, gt=0, description="Seconds before the first retry; doubled per attempt."
     )
     max_retry_interval: float = Field(
-        4 * 3600.0, gt=0, description="Longest wait between two attempts, in seconds."
+        4 * 3600.0, gt=0, description="Maximum wait between two delivery attempts, in seconds."
     )
     poll_interval: float = Field(
         5.0, gt=0, description="Seconds between two scans of the queue for due messages."

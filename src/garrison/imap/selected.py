@@ -229,10 +229,10 @@ class SelectedMailbox:
                 response.untagged(line + b")")
         if new_uids:
             self.uids.extend(UID(uid) for uid in new_uids)
-            # RFC 3501 §2.3.2: this session is the first to be told of the
-            # new messages, so they are \Recent here. A read-write session
-            # claims them so that later sessions do not see them as recent;
-            # which of two sessions told at once gets them is undefined.
+            # RFC 3501 §2.3.2: this session is the first to learn of the new
+            # messages, so they are \Recent here. A read-write session claims
+            # them so that later sessions do not see them as recent. Which of
+            # two sessions notified at the same time gets them is undefined.
             recent = [uid for uid in new_uids if uid >= mailbox.recent_uid]
             if recent:
                 self.recent.update(recent)

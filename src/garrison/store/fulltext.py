@@ -75,9 +75,9 @@ def _phrase(needle: str) -> str:
 def _trigram_terms(needle: str) -> str:
     """Return an FTS5 AND of trigrams covering `needle` (at most 32 of them).
 
-    With detail=column FTS5 cannot match phrases, so the query asks for
-    trigrams that together cover the needle; confirmation by substring
-    removes the false candidates.
+    With detail=column FTS5 cannot match phrases, so the query requests
+    trigrams that together cover the needle. The substring confirmation
+    then removes the false candidates.
     """
     starts = list(range(0, len(needle) - 2, 3))
     trigrams = [needle[start : start + 3] for start in starts] + [needle[-3:]]

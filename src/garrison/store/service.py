@@ -196,8 +196,8 @@ class MailStore:
     async def claim_recent(self, mailbox_id: int) -> int:
         """Claim the mailbox's \\Recent messages for the calling session.
 
-        Returns the first UID that was still recent; every message from it
-        up to the current UIDNEXT is \\Recent for the caller and for no later
+        Returns the first UID that was still recent. Every message from it up
+        to the current UIDNEXT is \\Recent for the caller and for no later
         session (RFC 3501 §2.3.2).
         """
 
