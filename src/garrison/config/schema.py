@@ -489,6 +489,17 @@ class AntivirusSettings(Section):
     )
 
 
+class AuthenticationSettings(Section):
+    """Sender authentication of inbound mail (SPF, DKIM, DMARC, ARC)."""
+
+    authserv_id: str = Field(
+        "",
+        description="authserv-id written into Authentication-Results fields "
+        "(RFC 8601); empty means server.hostname. Incoming fields that claim "
+        "this id are removed.",
+    )
+
+
 class Settings(Section):
     server: ServerSettings = ServerSettings()
     tls: TLSSettings = TLSSettings()
@@ -501,6 +512,7 @@ class Settings(Section):
     antivirus: AntivirusSettings = AntivirusSettings()
     submission: SubmissionSettings = SubmissionSettings()
     limits: LimitsSettings = LimitsSettings()
+    authentication: AuthenticationSettings = AuthenticationSettings()
     listeners: list[ListenerSettings] = Field(default_factory=list)
 
     @property

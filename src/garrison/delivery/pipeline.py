@@ -22,24 +22,36 @@ recipients are stored, they are handed to the outbound queue with
 `OutboundQueue.enqueue(envelope, blob)`; without a queue, delivery to them
 fails with 451.
 
-Anti-virus scanning, when `antivirus.enabled` is set, runs first on every
+Mail from outside (not submitted) first runs through the configured
+checks (`garrison.filters.chain`: reputation, SPF, DKIM, ARC, DMARC,
+anti-spam). Their verdict rejects the message with its reply, sends it to
+the quarantine, or files it into Junk for some or all accounts; the
+message is stored with an Authentication-Results field carrying our
+authserv-id and the fields the checks added, and without incoming fields
+that claim our authserv-id (RFC 8601 §5).
+
+Anti-virus scanning, when `antivirus.enabled` is set, runs next on every
 message, received on the MX or on submission: an infected message fails with
 554 5.7.0, or with `antivirus.on_infected = "quarantine"` is stored in the
 quarantine instead of the mailboxes and accepted, and a failed scan fails
-with 451 4.7.0 unless `antivirus.on_error` is "accept". Other filters (authentication checks, anti-spam) and Sieve plug in
-here as later stages.
+with 451 4.7.0 unless `antivirus.on_error` is "accept". Sieve plugs in here
+as a later stage.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from garrison.delivery.headers import format_field, read_header, rewrite_header
 from garrison.delivery.signing import MessageSigner, SigningError
 from garrison.directory import Account
 from garrison.filters import QuarantineVerdict, scanner_from_settings
+from garrison.filters.chain import checks_from_settings
+from garrison.filters.verdict import InboundMessage, Verdict
 from garrison.governance import Quarantine
 from garrison.observability.log import event
 from garrison.smtp import replies
@@ -110,6 +122,10 @@ class DeliveryPipeline:
         self.signer = signer
         self.antivirus = scanner_from_settings(store.settings.antivirus, store.blobs)
         self.quarantine = Quarantine(store)
+        self.checks = checks_from_settings(store.settings, store)
+        self.authserv_id = (
+            store.settings.authentication.authserv_id or store.settings.server.hostname
+        )
 
     def close(self) -> None:
         """Close the signer's key store and the quarantine's connection."""
@@ -137,7 +153,13 @@ class DeliveryPipeline:
         raise self.quota_error()
 
     async def deliver(self, envelope: Envelope, blob: BlobRef) -> None:
-        """Scan, sign, store and queue the message; raise DeliveryError."""
+        """Check, scan, sign, store and queue the message; raise DeliveryError."""
+        verdict: Verdict | None = None
+        if not envelope.authenticated_as and self.checks:
+            blob, verdict = await self._check(envelope, blob)
+            if verdict.quarantine is not None:
+                await self._quarantine(envelope, blob, verdict.quarantine)
+                return
         if self.antivirus is not None:
             refusal = await self.antivirus.check(envelope.queue_id, blob)
             if isinstance(refusal, QuarantineVerdict):
@@ -165,7 +187,8 @@ class DeliveryPipeline:
         try:
             analysis = self.store.analyse_blob(blob)
             uids = await self.store.deliver(
-                account_ids, blob, analysis, skip_over_quota=True
+                account_ids, blob, analysis, skip_over_quota=True,
+                junk_accounts=verdict.junk_for(account_ids) if verdict else (),
             )
         except (OSError, StoreError) as exc:
             event(
@@ -195,6 +218,49 @@ class DeliveryPipeline:
             # NOTE: the local copies are already committed; if queueing fails,
             # the client retries and local recipients get the message twice.
             await self._enqueue(envelope, remote, blob)
+
+    async def _check(
+        self, envelope: Envelope, blob: BlobRef
+    ) -> tuple[BlobRef, Verdict]:
+        """Run the checks; return the blob with the added fields and the verdict."""
+        try:
+            header, trace_end = await asyncio.to_thread(read_header, self.store, blob)
+        except SigningError as exc:
+            raise DeliveryError(552, "5.3.4", str(exc), temporary=False) from exc
+        except OSError as exc:
+            raise self._local_error(envelope, exc) from exc
+        message = InboundMessage(
+            envelope, blob, header, trace_end, reader=self._read_blob
+        )
+        verdict = await self.checks.run(message)
+        if verdict.reject is not None:
+            reply = verdict.reject
+            raise DeliveryError(
+                reply.code, reply.enhanced, reply.text, temporary=reply.is_temporary
+            )
+        # RFC 8601 §2.2: "none" when no method produced a result.
+        results = "; ".join(verdict.auth_results) or "none"
+        added = [format_field("Authentication-Results", f"{self.authserv_id}; {results}")]
+        added += [format_field(name, value) for name, value in verdict.headers]
+        try:
+            blob = await rewrite_header(
+                self.store, blob, added, verdict.strip_headers, self.authserv_id
+            )
+        except OSError as exc:
+            raise self._local_error(envelope, exc) from exc
+        return blob, verdict
+
+    def _read_blob(self, blob: BlobRef) -> bytes:
+        return self.store.blobs.read(blob.blob_id)
+
+    def _local_error(self, envelope: Envelope, exc: Exception) -> DeliveryError:
+        event(
+            log, "delivery_failed", logging.ERROR,
+            queue_id=envelope.queue_id, error=exc,
+        )
+        return DeliveryError(
+            451, "4.3.0", "local delivery failed; try again later", temporary=True
+        )
 
     async def _quarantine(self, envelope: Envelope, blob: BlobRef, reason: str) -> None:
         try:

