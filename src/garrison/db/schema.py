@@ -240,3 +240,22 @@ quarantine = Table(
     Column("queue_id", String, nullable=False),
     Column("created_at", Float, nullable=False),
 )
+
+# Local allow and block lists (`garrison policy add`). `level` is "server",
+# "domain" or "user", and `owner` is "" for the server, the domain name or
+# the account address. `kind` is "network" (an IPv4 or IPv6 CIDR, a single
+# address stored as /32 or /128), "address" (a sender address) or "domain"
+# (a sender domain; a leading dot also matches its subdomains).
+policy_entries = Table(
+    "policy_entries",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("level", String, nullable=False),
+    Column("owner", String, nullable=False, server_default=""),
+    Column("action", String, nullable=False),
+    Column("kind", String, nullable=False),
+    Column("entry", String, nullable=False),
+    Column("note", Text, nullable=False, server_default=""),
+    Column("created_at", Float, nullable=False),
+    UniqueConstraint("level", "owner", "action", "entry", name="uq_policy_entry"),
+)
