@@ -498,6 +498,59 @@ class AuthenticationSettings(Section):
         "(RFC 8601); empty means server.hostname. Incoming fields that claim "
         "this id are removed.",
     )
+    enabled: bool = Field(
+        False,
+        description="Check SPF, DKIM, ARC and DMARC on mail received on the MX. "
+        "The lookups go to dns.nameservers, or to the system resolver when that "
+        "list is empty.",
+    )
+    spf_fail_action: Literal["record", "reject"] = Field(
+        "record",
+        description="Action on SPF fail: record (write the result and let DMARC "
+        "decide, RFC 7489 §10.1) or reject (550 5.7.23). temperror and "
+        "permerror are always only recorded.",
+    )
+    spf_time_limit: float = Field(
+        20.0,
+        gt=0,
+        description="Seconds one SPF evaluation may take, all its DNS lookups "
+        "included; past it the result is temperror.",
+    )
+    dkim_max_message_size: int = Field(
+        10 * 1024 * 1024,
+        ge=0,
+        description="Largest message, in bytes, whose DKIM signatures and ARC "
+        "chain are verified. A larger message gets dkim=neutral and arc=none "
+        "with a comment, because verification holds the whole message in memory.",
+    )
+    dkim_max_signatures: int = Field(
+        8,
+        ge=1,
+        description="Maximum number of DKIM-Signature fields verified per message; "
+        "the fields after it get dkim=policy.",
+    )
+    dmarc_invalid_from: Literal["reject", "record"] = Field(
+        "reject",
+        description="Action on a message without exactly one From field naming "
+        "one domain (RFC 7489 §6.6.1): reject (550 5.7.1) or record "
+        "(dmarc=none without a From field, dmarc=permerror otherwise).",
+    )
+    dmarc_domain_policy: dict[str, Literal["enforce", "quarantine-only", "monitor"]] = (
+        Field(
+            default_factory=dict,
+            description="How DMARC policies apply to mail for each local recipient "
+            "domain: enforce (the default for unlisted domains), quarantine-only "
+            "(p=reject files into Junk) or monitor (record the result only). A "
+            "message is rejected only when every recipient's domain enforces; "
+            "otherwise each account gets the action of its recipient's domain.",
+        )
+    )
+    arc_trusted_sealers: list[str] = Field(
+        default_factory=list,
+        description="Domains (the d= of the newest ARC-Seal) whose passing ARC "
+        "chain overrides a DMARC failure, such as mailing lists you trust. Empty "
+        "means ARC never overrides DMARC.",
+    )
 
 
 class Settings(Section):

@@ -259,3 +259,38 @@ policy_entries = Table(
     Column("created_at", Float, nullable=False),
     UniqueConstraint("level", "owner", "action", "entry", name="uq_policy_entry"),
 )
+
+# Anti-spam classifier (garrison.filters.spam). A scope is "server",
+# "domain:<domain>" or "user:<address>". `spam_scopes` counts the messages
+# trained per scope and class; `spam_tokens` counts, per scope, the trained
+# spam and ham messages that contained each token, keyed by a 64-bit hash of
+# the token text; `spam_trained` records which class each message was
+# trained as, so a message is counted at most once per scope.
+spam_scopes = Table(
+    "spam_scopes",
+    metadata,
+    Column("scope", String, primary_key=True),
+    Column("spam", Integer, nullable=False, server_default="0"),
+    Column("ham", Integer, nullable=False, server_default="0"),
+)
+
+spam_tokens = Table(
+    "spam_tokens",
+    metadata,
+    Column("scope", String, primary_key=True),
+    Column("token", Integer, primary_key=True),
+    Column("spam", Integer, nullable=False),
+    Column("ham", Integer, nullable=False),
+    Column("updated_at", Integer, nullable=False),
+    sqlite_with_rowid=False,
+)
+
+spam_trained = Table(
+    "spam_trained",
+    metadata,
+    Column("scope", String, primary_key=True),
+    Column("message", String, primary_key=True),
+    Column("label", String, nullable=False),
+    Column("trained_at", Float, nullable=False),
+    sqlite_with_rowid=False,
+)

@@ -9,6 +9,7 @@ them).
 from __future__ import annotations
 
 from garrison.config.schema import Settings
+from garrison.filters.authentication import authentication_checks
 from garrison.filters.verdict import CheckChain, MessageCheck
 from garrison.store import MailStore
 
@@ -16,4 +17,5 @@ from garrison.store import MailStore
 def checks_from_settings(settings: Settings, store: MailStore) -> CheckChain:
     """Return the checks the settings turn on, in the order they run."""
     checks: list[MessageCheck] = []
+    checks += authentication_checks(settings)
     return CheckChain(checks)

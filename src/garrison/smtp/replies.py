@@ -213,3 +213,18 @@ VIRUS_FOUND = Reply(554, "5.7.0", "Message rejected: virus {signature} found")
 VIRUS_SCAN_FAILED = Reply(
     451, "4.7.0", "Virus scan failed; message not accepted, try again later"
 )
+
+# -- Sender authentication --------------------------------------------------
+
+# RFC 7372 §3.2: X.7.23 means SPF validation failed.
+SPF_FAILED = Reply(
+    550, "5.7.23", "SPF validation failed: {domain} does not permit {ip} to send"
+)
+# RFC 3463 §3.8: X.7.1 means the sender is not authorized to send this.
+DMARC_REJECTED = Reply(
+    550, "5.7.1", "Message rejected by the DMARC policy (p=reject) of {domain}"
+)
+# RFC 7489 §6.6.1: without exactly one author domain DMARC cannot apply.
+INVALID_FROM = Reply(
+    550, "5.7.1", "Message rejected: it must have one From field naming one domain"
+)

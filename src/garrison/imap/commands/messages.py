@@ -4,11 +4,14 @@ UID EXPUNGE, STORE, COPY and MOVE, with their UID forms.
 RFC 3501 §6.3.11 and §6.4, RFC 4315 (UIDPLUS: APPENDUID, COPYUID, UID
 EXPUNGE), RFC 6851 (MOVE), RFC 3691 (UNSELECT), RFC 7162 (STORE
 UNCHANGEDSINCE, MODSEQ in STORE responses, VANISHED after QRESYNC). Every
-change is durable in the store before its tagged OK is sent.
+change is durable in the store before its tagged OK is sent. COPY and MOVE
+into or out of Junk, and STORE of $Junk or $NotJunk (RFC 5788), queue
+anti-spam training that runs after the reply (garrison.filters.spam.training).
 """
 
 from __future__ import annotations
 
+from garrison.filters.spam.training import learn_after_copy, learn_after_store
 from garrison.imap import errors
 from garrison.imap.command import (
     Command,
@@ -102,6 +105,10 @@ async def store(session: Session, command: Command, response: Response):
     )
     selected.note_flags(changed)
     selected.changed = True
+    assert session.account is not None
+    learn_after_store(
+        session.store, session.account.address, selected.mailbox_id, args.flags, changed
+    )
     if session.condstore:
         _report_store_modseq(session, command, targets, changed, modified, response)
     elif not args.silent:
@@ -209,6 +216,10 @@ async def _copy_or_move(
     )
     if target.id == selected.mailbox_id:
         selected.changed = True
+    learn_after_copy(
+        session.store, session.account.address, selected.mailbox.special_use,
+        target.special_use, target.id, pairs,
+    )
     if not move:
         return "COPY completed", code
     # RFC 6851 §4.3: COPYUID goes in an untagged OK before the EXPUNGEs.
