@@ -553,6 +553,73 @@ class AuthenticationSettings(Section):
     )
 
 
+class SpamSettings(Section):
+    """Built-in anti-spam scoring of inbound mail (garrison.filters.spam)."""
+
+    @model_validator(mode="after")
+    def _thresholds_ordered(self) -> SpamSettings:
+        if self.reject_score <= self.junk_score:
+            raise ValueError(
+                f"spam.reject_score ({self.reject_score}) must be greater than "
+                f"spam.junk_score ({self.junk_score})"
+            )
+        return self
+
+    enabled: bool = Field(
+        True,
+        description="Score inbound mail and act on the score (headers, Junk, "
+        "quarantine, reject).",
+    )
+    add_header_score: float = Field(
+        6.0,
+        description="Score from which X-Spam-Flag is YES. X-Spam-Score and "
+        "X-Spam-Status are added to every scored message.",
+    )
+    junk_score: float = Field(
+        6.0, description="Score from which a recipient's copy goes into Junk."
+    )
+    quarantine_score: float = Field(
+        0.0,
+        ge=0,
+        description="Score from which the message is quarantined instead of "
+        "delivered; 0 turns the quarantine off.",
+    )
+    reject_score: float = Field(
+        15.0,
+        description="Score from which the message is rejected with 550 5.7.1.",
+    )
+    min_trained: int = Field(
+        50,
+        ge=1,
+        description="Spam and ham messages each scope (server, domain, user) "
+        "must have been trained on before its token counts take part in "
+        "classification.",
+    )
+    max_tokens: int = Field(
+        1000,
+        ge=10,
+        description="Distinct tokens taken from one message for the classifier.",
+    )
+    max_scan_size: int = Field(
+        1 * MiB,
+        ge=1024,
+        description="Bytes of a message the body rules and the classifier read; "
+        "larger messages are scored on their first max_scan_size bytes.",
+    )
+    max_scope_tokens: int = Field(
+        500_000,
+        ge=1000,
+        description="Token rows kept per scope; beyond it the rarest and oldest "
+        "tokens are pruned after training.",
+    )
+    scores: dict[str, float] = Field(
+        default_factory=dict,
+        description="Scores that replace the built-in score of a rule, by "
+        "symbol name, e.g. { R_SPF_FAIL = 2.0, BAYES_SPAM = 6.0 }; "
+        "'garrison spam check' lists the symbols.",
+    )
+
+
 class Settings(Section):
     server: ServerSettings = ServerSettings()
     tls: TLSSettings = TLSSettings()
@@ -566,6 +633,7 @@ class Settings(Section):
     submission: SubmissionSettings = SubmissionSettings()
     limits: LimitsSettings = LimitsSettings()
     authentication: AuthenticationSettings = AuthenticationSettings()
+    spam: SpamSettings = SpamSettings()
     listeners: list[ListenerSettings] = Field(default_factory=list)
 
     @property

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from garrison.config.schema import Settings
 from garrison.filters.authentication import authentication_checks
+from garrison.filters.spam import SpamCheck
 from garrison.filters.verdict import CheckChain, MessageCheck
 from garrison.store import MailStore
 
@@ -18,4 +19,6 @@ def checks_from_settings(settings: Settings, store: MailStore) -> CheckChain:
     """Return the checks the settings turn on, in the order they run."""
     checks: list[MessageCheck] = []
     checks += authentication_checks(settings)
+    if settings.spam.enabled:
+        checks.append(SpamCheck(settings.spam, store))
     return CheckChain(checks)

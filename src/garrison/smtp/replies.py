@@ -195,6 +195,9 @@ SENDER_NOT_OWNED = Reply(
 FROM_HEADER_NOT_OWNED = Reply(
     550, "5.7.1", "From: header address is not owned by the authenticated user"
 )
+# The anti-spam score reached spam.reject_score. The text names no rule, so
+# a sender cannot tune a message against the rules from the reply.
+SPAM_REJECTED = Reply(550, "5.7.1", "Message rejected as spam")
 MESSAGE_RATE_EXCEEDED = Reply(
     450, "4.7.1", "Hourly limit of {limit} messages reached; try again later"
 )
