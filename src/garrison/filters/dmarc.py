@@ -7,8 +7,9 @@ that task (or looks the policy up itself when discovery did not run),
 checks identifier alignment and applies the policy.
 
 Result: `dmarc=<pass|fail|none|temperror|permerror> (p=... dis=...)
-header.from=<domain>`, where `dis` is the disposition applied after `pct`
-sampling, the ARC override and the local domain policy.
+header.from=<domain>`, where `dis` is the disposition the policy asks for
+after `pct` sampling and the ARC override. The local domain policy below
+may then weaken it for some or all recipients.
 
 - Policy discovery (§6.6.3): TXT at `_dmarc.<author domain>`, else at
   `_dmarc.<organizational domain>`; `sp=` applies when the record came
