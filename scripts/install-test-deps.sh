@@ -14,6 +14,9 @@
 #   clamav-daemon  clamd, which the anti-virus tests start privately with their
 #              own config and a locally built EICAR signature database; the
 #              system service is never started and freshclam never runs
+#   rspamd     spam filter that the rspamd tests start privately on loopback with
+#              their own config directory, without Redis or DNS lookups; the
+#              system service is never started
 # Idempotent: packages already installed are left alone, and apt-get update
 # runs only when something is missing. Needs root, as apt-get does.
 set -euo pipefail
@@ -31,6 +34,7 @@ packages=(
     "openssl:/usr/bin/openssl"
     "dovecot-imapd:/usr/sbin/dovecot"
     "clamav-daemon:/usr/sbin/clamd"
+    "rspamd:/usr/bin/rspamd"
 )
 
 missing=()

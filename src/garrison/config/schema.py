@@ -489,6 +489,145 @@ class AntivirusSettings(Section):
     )
 
 
+class RspamdSettings(Section):
+    """Spam filtering of inbound mail by an rspamd normal worker."""
+
+    @field_validator("url")
+    @classmethod
+    def _url_is_local(cls, value: str) -> str:
+        rest = value.removeprefix("http://")
+        authority = rest.partition("/")[0]
+        host, _, port = authority.rpartition(":")
+        host = host.removeprefix("[").removesuffix("]")
+        try:
+            loopback = ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = False
+        if (
+            rest == value
+            or not loopback
+            or not port.isdigit()
+            or not 0 < int(port) < 65536
+        ):
+            raise ValueError(
+                f"{value!r} is not an http:// URL on a loopback address with a "
+                "port; use an address such as http://127.0.0.1:11333"
+            )
+        return value
+
+    enabled: bool = Field(
+        False,
+        description="Check every inbound message with rspamd before it is accepted.",
+    )
+    url: str = Field(
+        "http://127.0.0.1:11333",
+        description="URL of rspamd's normal worker: http://HOST:PORT with a "
+        "loopback IP address as HOST (IPv6 as [::1]), optionally followed by a "
+        "path prefix. Requests go to /checkv2 under it.",
+    )
+    timeout: float = Field(
+        15.0,
+        gt=0,
+        description="Seconds one check may take in total, connecting included. "
+        "Keep it above rspamd's task_timeout (8 s by default).",
+    )
+    password: str = Field(
+        "",
+        description="Value of the Password request header, for an rspamd proxy "
+        "or controller that requires one; empty sends no Password header.",
+    )
+    settings_id: str = Field(
+        "",
+        description="Value of the Settings-ID request header, which selects a "
+        "settings profile in rspamd; empty sends none.",
+    )
+    max_size: int = Field(
+        20 * MiB,
+        gt=0,
+        description="Largest message, in bytes, that is sent to rspamd. Larger "
+        "messages are accepted without a spam check and logged.",
+    )
+    on_error: Literal["defer", "accept"] = Field(
+        "defer",
+        description="Action when rspamd cannot be reached, times out or sends an "
+        "invalid reply: defer (451 4.7.1, the sending server retries later) or "
+        "accept (deliver unchecked and log it).",
+    )
+    headers: bool = Field(
+        True,
+        description="Add X-Spamd-Result (score, required score and symbols) and "
+        "X-Rspamd-Action fields to every checked message, and X-Spam: Yes to spam; "
+        "incoming fields of those names are removed.",
+    )
+    junk: bool = Field(
+        True,
+        description="File a message into every recipient's Junk mailbox when "
+        "rspamd's action is 'add header' or 'rewrite subject'; otherwise such "
+        "mail goes to the INBOX with X-Spam: Yes.",
+    )
+
+
+class ReputationSettings(Section):
+    """DNS block and allow lists checked for clients of the MX listeners."""
+
+    dnsbl_sites: list[str] = Field(
+        default_factory=list,
+        description="DNS block lists, as ZONE, ZONE=FILTER, ZONE*WEIGHT or "
+        "ZONE=FILTER*WEIGHT, in Postfix postscreen_dnsbl_sites syntax: FILTER "
+        "is the A record the list must return, each octet a number, [2..11] "
+        "or [2;4;6], e.g. zen.example=127.0.0.[2..11]*3. Without a filter any "
+        "A record counts. WEIGHT (default 1) adds up across lists. Empty: no "
+        "list is queried.",
+    )
+    dnswl_sites: list[str] = Field(
+        default_factory=list,
+        description="DNS allow lists, in the same syntax as dnsbl_sites. A "
+        "client listed in one is never rejected by a block list, and its "
+        "mail gets a spam score of minus the list's weight.",
+    )
+    dnsbl_threshold: int = Field(
+        1,
+        ge=1,
+        description="Total weight of the block lists a client must be listed "
+        "in before its mail is rejected (554 5.7.1). A lower total only adds "
+        "a DNSBL_<zone> symbol per list to the spam score.",
+    )
+    dnsbl_reject_at: Literal["rcpt", "connect"] = Field(
+        "rcpt",
+        description="When a listed client is rejected: rcpt (as Postfix "
+        "reject_rbl_client with smtpd_delay_reject: each RCPT gets 554 5.7.1, "
+        "so sender and recipient allow entries apply) or connect (554 5.7.1 "
+        "in place of the greeting, then 503 to every command but QUIT, as "
+        "RFC 5321 §3.1 allows; only a server allow entry for the client "
+        "address or a DNS allow list exempts it).",
+    )
+    dns_timeout: float = Field(
+        2.0,
+        gt=0,
+        description="Seconds all list queries of one client may take together; "
+        "a list that has not answered by then counts as not listing it.",
+    )
+    cache_ttl: float = Field(
+        300.0,
+        ge=0,
+        description="Seconds each worker keeps the list results of one client "
+        "address. Results with a failed query are not kept.",
+    )
+    cache_size: int = Field(
+        10000,
+        ge=1,
+        description="Maximum number of client addresses each worker keeps "
+        "results for; the oldest are dropped first.",
+    )
+    policy_refresh_interval: float = Field(
+        2.0,
+        ge=0,
+        description="Seconds between reloads of the local allow and block lists "
+        "('garrison policy') in each worker, so a change takes effect within "
+        "this time.",
+    )
+
+
 class AuthenticationSettings(Section):
     """Sender authentication of inbound mail (SPF, DKIM, DMARC, ARC)."""
 
@@ -633,6 +772,7 @@ class Settings(Section):
     submission: SubmissionSettings = SubmissionSettings()
     limits: LimitsSettings = LimitsSettings()
     authentication: AuthenticationSettings = AuthenticationSettings()
+    rspamd: RspamdSettings = RspamdSettings()
     spam: SpamSettings = SpamSettings()
     listeners: list[ListenerSettings] = Field(default_factory=list)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from garrison.config.schema import Settings
 from garrison.filters.authentication import authentication_checks
+from garrison.filters.rspamd import check_from_settings as rspamd_check
 from garrison.filters.spam import SpamCheck
 from garrison.filters.verdict import CheckChain, MessageCheck
 from garrison.store import MailStore
@@ -21,4 +22,9 @@ def checks_from_settings(settings: Settings, store: MailStore) -> CheckChain:
     checks += authentication_checks(settings)
     if settings.spam.enabled:
         checks.append(SpamCheck(settings.spam, store))
+    # rspamd runs last: its reply does not depend on the checks before it,
+    # and a message they reject is never sent to it.
+    rspamd = rspamd_check(settings, store)
+    if rspamd is not None:
+        checks.append(rspamd)
     return CheckChain(checks)

@@ -216,6 +216,15 @@ VIRUS_FOUND = Reply(554, "5.7.0", "Message rejected: virus {signature} found")
 VIRUS_SCAN_FAILED = Reply(
     451, "4.7.0", "Virus scan failed; message not accepted, try again later"
 )
+# RFC 3463 §3.8: X.7.1 is "delivery not authorized, message refused". The
+# texts name no rule, so a spammer learns nothing about the filter.
+SPAM_FILTER_REJECTED = Reply(554, "5.7.1", "Message rejected as spam")
+SPAM_FILTER_DEFERRED = Reply(
+    451, "4.7.1", "Message deferred by the spam filter; try again later"
+)
+SPAM_FILTER_FAILED = Reply(
+    451, "4.7.1", "Spam check failed; message not accepted, try again later"
+)
 
 # -- Sender authentication --------------------------------------------------
 
