@@ -15,8 +15,11 @@ Rejections are logged as `event=limit`, at most one line per IP address and
 reason every `rejection_log_interval` seconds; the line counts the
 rejections it stands for.
 
-NOTE: the counters are per worker process, so with N workers a client can
-hold up to N times the configured number of connections.
+Under the supervisor the open-connection counts per IP address and per
+listener are kept in the workers' shared table (`garrison.net.shared`), so
+the limits hold for the server as a whole. NOTE: the connection rate is
+counted per worker, so with N workers a client can open up to N times
+`connection_rate_per_ip` connections a minute.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from pathlib import Path
 from garrison.config.schema import LimitsSettings, Settings
 from garrison.net.bans import BanCache
 from garrison.net.lockout import AuthLockout
+from garrison.net.shared import SharedTable, installed
 from garrison.observability.log import event
 
 log = logging.getLogger("garrison.limits")
@@ -51,13 +55,15 @@ class Admission:
     limiter: ConnectionLimiter
     ip: str
     listener: str
+    # Whether the connection was counted in the shared table.
+    shared: bool = field(default=False)
     released: bool = field(default=False)
 
     def release(self) -> None:
         if self.released:
             return
         self.released = True
-        self.limiter._release(self.ip, self.listener)
+        self.limiter._release(self.ip, self.listener, self.shared)
 
 
 class ConnectionLimiter:
@@ -69,10 +75,13 @@ class ConnectionLimiter:
         lockout: AuthLockout,
         db_path: Path | None = None,
         clock: Callable[[], float] = time.monotonic,
+        shared: tuple[SharedTable, int] | None = None,
     ) -> None:
+        """Count connections in this process, and in `shared` (table, worker index) when given."""
         self.limits = limits
         self.lockout = lockout
         self.clock = clock
+        self.shared = shared
         self.bans = (
             BanCache(db_path, limits.ban_refresh_interval)
             if db_path is not None
@@ -87,7 +96,11 @@ class ConnectionLimiter:
     @classmethod
     def from_settings(cls, settings: Settings) -> ConnectionLimiter:
         """Build a limiter, with its own AuthLockout, from the `[limits]` settings."""
-        return cls(settings.limits, AuthLockout(settings.limits), settings.db_path)
+        shared = installed()
+        lockout = AuthLockout(
+            settings.limits, shared=shared[0] if shared is not None else None
+        )
+        return cls(settings.limits, lockout, settings.db_path, shared=shared)
 
     def admit(self, ip: str, listener: str) -> Admission | None:
         """Count a new connection and return its Admission, or None to reject it."""
@@ -97,11 +110,27 @@ class ConnectionLimiter:
             return None
         self._open_by_ip[ip] = self._open_by_ip.get(ip, 0) + 1
         self._open_by_listener[listener] = self._open_by_listener.get(listener, 0) + 1
-        return Admission(self, ip, listener)
+        counted = False
+        if self.shared is not None:
+            table, worker = self.shared
+            counted = table.add(_ip_key(ip), worker, 1)
+            if counted and not table.add(_listener_key(listener), worker, 1):
+                table.add(_ip_key(ip), worker, -1)
+                counted = False
+        return Admission(self, ip, listener, shared=counted)
 
     def open_connections(self, ip: str) -> int:
-        """Return the connections `ip` holds now in this worker."""
-        return self._open_by_ip.get(ip, 0)
+        """Return the connections `ip` holds now, in every worker when counts are shared."""
+        local = self._open_by_ip.get(ip, 0)
+        if self.shared is None:
+            return local
+        return max(local, self.shared[0].total(_ip_key(ip)))
+
+    def _open_on_listener(self, listener: str) -> int:
+        local = self._open_by_listener.get(listener, 0)
+        if self.shared is None:
+            return local
+        return max(local, self.shared[0].total(_listener_key(listener)))
 
     def _rejection_reason(self, ip: str, listener: str) -> str | None:
         limits = self.limits
@@ -111,12 +140,11 @@ class ConnectionLimiter:
         if self.bans is not None and self.bans.is_banned(ip, time.time()):
             return BANNED
         if limits.max_connections_per_listener and (
-            self._open_by_listener.get(listener, 0)
-            >= limits.max_connections_per_listener
+            self._open_on_listener(listener) >= limits.max_connections_per_listener
         ):
             return TOO_MANY_PER_LISTENER
         if limits.max_connections_per_ip and (
-            self._open_by_ip.get(ip, 0) >= limits.max_connections_per_ip
+            self.open_connections(ip) >= limits.max_connections_per_ip
         ):
             return TOO_MANY_PER_IP
         if limits.connection_rate_per_ip:
@@ -145,7 +173,11 @@ class ConnectionLimiter:
         for ip in idle:
             del self._recent_by_ip[ip]
 
-    def _release(self, ip: str, listener: str) -> None:
+    def _release(self, ip: str, listener: str, shared: bool) -> None:
+        if shared and self.shared is not None:
+            table, worker = self.shared
+            table.add(_ip_key(ip), worker, -1)
+            table.add(_listener_key(listener), worker, -1)
         for table, key in ((self._open_by_ip, ip), (self._open_by_listener, listener)):
             remaining = table.get(key, 0) - 1
             if remaining > 0:
@@ -172,3 +204,11 @@ class ConnectionLimiter:
             reason=reason,
             suppressed=suppressed,
         )
+
+
+def _ip_key(ip: str) -> str:
+    return f"ip:{ip}"
+
+
+def _listener_key(listener: str) -> str:
+    return f"listener:{listener}"

@@ -12,11 +12,13 @@ Failures counted against an account only slow down the failure replies for
 that name: a correct password is never delayed and never rejected, so the
 real user still logs in at once from an address without failures.
 
-NOTE: the counters and automatic bans live in the memory of one worker
-process. With several workers an attacker whose connections are spread over
-them gets up to `workers` times as many guesses before a ban, and a restart
-clears the automatic bans. Bans set with `garrison ban add` are stored in the
-database and apply to every worker.
+Under the supervisor, automatic bans are kept in the workers' shared table
+(`garrison.net.shared`), so a ban set by one worker holds in every worker.
+NOTE: the failure counters themselves are per worker, so an attacker whose
+connections are spread over N workers gets up to N times
+`ban_after_failures` guesses before the ban. A restart of the server
+clears the automatic bans; bans set with `garrison ban add` are stored in
+the database and persist.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from collections import deque
 from collections.abc import Callable
 
 from garrison.config.schema import LimitsSettings
+from garrison.net.shared import SharedTable
 from garrison.observability.log import event
 
 log = logging.getLogger("garrison.limits")
@@ -41,10 +44,19 @@ class AuthLockout:
     """Failed-login counters per IP address and per account, and IP bans."""
 
     def __init__(
-        self, limits: LimitsSettings, clock: Callable[[], float] = time.monotonic
+        self,
+        limits: LimitsSettings,
+        clock: Callable[[], float] = time.monotonic,
+        shared: SharedTable | None = None,
     ) -> None:
+        """Track failures in this process; bans also go to `shared` when given.
+
+        The shared table measures time with `time.monotonic`, so `clock`
+        must be that clock when `shared` is given.
+        """
         self.limits = limits
         self.clock = clock
+        self.shared = shared
         self._by_ip: dict[str, deque[float]] = {}
         self._by_account: dict[str, deque[float]] = {}
         self._banned_until: dict[str, float] = {}
@@ -54,7 +66,10 @@ class AuthLockout:
         """Return whether `ip` is under an automatic ban now."""
         until = self._banned_until.get(ip)
         if until is None:
-            return False
+            if self.shared is None:
+                return False
+            until = self.shared.banned_until(_ban_key(ip))
+            return until > self.clock()
         if until <= self.clock():
             del self._banned_until[ip]
             return False
@@ -77,6 +92,8 @@ class AuthLockout:
         reached = limits.ban_after_failures and ip_failures >= limits.ban_after_failures
         if reached and not self.is_banned(ip):
             self._banned_until[ip] = now + limits.ban_duration
+            if self.shared is not None:
+                self.shared.ban(_ban_key(ip), now + limits.ban_duration)
             event(
                 log,
                 "ban",
@@ -122,3 +139,7 @@ class AuthLockout:
             del table[key]
         for ip in [ip for ip, until in self._banned_until.items() if until <= now]:
             del self._banned_until[ip]
+
+
+def _ban_key(ip: str) -> str:
+    return f"ban:{ip}"

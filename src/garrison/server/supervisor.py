@@ -22,6 +22,7 @@ import time
 from garrison.config import Settings
 from garrison.db.engine import migrate
 from garrison.observability.log import event
+from garrison.net import shared
 from garrison.server import runner
 from garrison.store.blobs import BlobStore
 
@@ -72,7 +73,13 @@ def _run_worker(settings: Settings, sockets: dict[str, socket.socket], index: in
     asyncio.run(runner.serve(settings, sockets, (index, count)))
 
 
-def _spawn(settings: Settings, sockets: dict[str, socket.socket], index: int, count: int) -> int:
+def _spawn(
+    settings: Settings,
+    sockets: dict[str, socket.socket],
+    index: int,
+    count: int,
+    table: shared.SharedTable,
+) -> int:
     pid = os.fork()
     if pid == 0:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -80,6 +87,7 @@ def _spawn(settings: Settings, sockets: dict[str, socket.socket], index: int, co
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         code = 0
         try:
+            shared.install(table, index)
             _run_worker(settings, sockets, index, count)
         except BaseException:
             log.exception("event=worker_crashed worker=%d", index)
@@ -115,6 +123,8 @@ def supervise(settings: Settings) -> int:
         # otherwise retry it).
         raise StopRequested
 
+    # Connection counts and automatic bans that hold across the workers.
+    table = shared.SharedTable(count)
     workers: dict[int, int] = {}
     started: dict[int, float] = {}
     failed = False
@@ -122,7 +132,7 @@ def supervise(settings: Settings) -> int:
     signal.signal(signal.SIGINT, request_stop)
     try:
         for index in range(count):
-            pid = _spawn(settings, sockets, index, count)
+            pid = _spawn(settings, sockets, index, count, table)
             workers[pid], started[index] = index, time.monotonic()
         while workers:
             pid, status = os.waitpid(-1, 0)
@@ -135,7 +145,7 @@ def supervise(settings: Settings) -> int:
                 failed = True
                 break
             time.sleep(_RESTART_PAUSE)
-            pid = _spawn(settings, sockets, index, count)
+            pid = _spawn(settings, sockets, index, count, table)
             workers[pid], started[index] = index, time.monotonic()
     except StopRequested:
         pass
