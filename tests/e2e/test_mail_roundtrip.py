@@ -82,11 +82,19 @@ def base64_lines(data: bytes) -> str:
     return base64.encodebytes(data).decode().rstrip("\n").replace("\n", "\r\n")
 
 
-_TRACE_FIELD = re.compile(rb"(?:Return-Path|Received):[^\n]*\n(?:[ \t][^\n]*\n)*", re.I)
+_TRACE_FIELD = re.compile(
+    rb"(?:Return-Path|Received|Authentication-Results|Received-SPF|X-Spam-[\w-]+):"
+    rb"[^\n]*\n(?:[ \t][^\n]*\n)*",
+    re.I,
+)
 
 
 def strip_trace_headers(message: bytes) -> bytes:
-    """Remove the Return-Path and Received fields at the top of a message."""
+    """Remove the fields the server added at the top of a message.
+
+    These are the trace fields (Return-Path, Received) and the results of
+    the inbound checks (Authentication-Results, Received-SPF, X-Spam-*).
+    """
     position = 0
     while match := _TRACE_FIELD.match(message, position):
         position = match.end()

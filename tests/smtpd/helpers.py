@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 ALICE = "alice@example.test"
 BOB = "bob@example.test"
+CHECK_FIELD = re.compile(
+    rb"(?:Authentication-Results|Received-SPF|X-Spam-[\w-]+):", re.I
+)
 
 
 def inbox_messages(server, address: str = ALICE) -> list[bytes]:
@@ -29,4 +34,9 @@ def split_trace(message: bytes) -> tuple[list[bytes], bytes]:
     while lines[index].startswith(b"\t"):
         index += 1
     trace = [lines[0], b" ".join(line.strip() for line in lines[1:index])]
+    # The fields the inbound checks add follow the trace fields.
+    while CHECK_FIELD.match(lines[index]):
+        index += 1
+        while lines[index].startswith((b"\t", b" ")):
+            index += 1
     return trace, b"\r\n".join(lines[index:])
