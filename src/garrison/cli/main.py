@@ -338,12 +338,14 @@ def dkim_remove(domain: str, config: ConfigOption = None) -> None:
 
 def main() -> None:
     from garrison.cli.ban import ban_app
+    from garrison.cli.policy import policy_app
     from garrison.cli.quarantine import quarantine_app
     from garrison.cli.queue import queue_app
     from garrison.cli.spam import spam_app
 
     app.add_typer(queue_app, name="queue")
     app.add_typer(ban_app, name="ban")
+    app.add_typer(policy_app, name="policy")
     app.add_typer(quarantine_app, name="quarantine")
     app.add_typer(spam_app, name="spam")
     app(prog_name="garrison")

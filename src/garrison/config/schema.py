@@ -567,6 +567,67 @@ class RspamdSettings(Section):
     )
 
 
+class ReputationSettings(Section):
+    """DNS block and allow lists checked for clients of the MX listeners."""
+
+    dnsbl_sites: list[str] = Field(
+        default_factory=list,
+        description="DNS block lists, as ZONE, ZONE=FILTER, ZONE*WEIGHT or "
+        "ZONE=FILTER*WEIGHT, in Postfix postscreen_dnsbl_sites syntax: FILTER "
+        "is the A record the list must return, each octet a number, [2..11] "
+        "or [2;4;6], e.g. zen.example=127.0.0.[2..11]*3. Without a filter any "
+        "A record counts. WEIGHT (default 1) adds up across lists. Empty: no "
+        "list is queried.",
+    )
+    dnswl_sites: list[str] = Field(
+        default_factory=list,
+        description="DNS allow lists, in the same syntax as dnsbl_sites. A "
+        "client listed in one is never rejected by a block list, and its "
+        "mail gets a spam score of minus the list's weight.",
+    )
+    dnsbl_threshold: int = Field(
+        1,
+        ge=1,
+        description="Total weight of the block lists a client must be listed "
+        "in before its mail is rejected (554 5.7.1). A lower total only adds "
+        "a DNSBL_<zone> symbol per list to the spam score.",
+    )
+    dnsbl_reject_at: Literal["rcpt", "connect"] = Field(
+        "rcpt",
+        description="When a listed client is rejected: rcpt (as Postfix "
+        "reject_rbl_client with smtpd_delay_reject: each RCPT gets 554 5.7.1, "
+        "so sender and recipient allow entries apply) or connect (554 5.7.1 "
+        "in place of the greeting, then 503 to every command but QUIT, as "
+        "RFC 5321 §3.1 allows; only a server allow entry for the client "
+        "address or a DNS allow list exempts it).",
+    )
+    dns_timeout: float = Field(
+        2.0,
+        gt=0,
+        description="Seconds all list queries of one client may take together; "
+        "a list that has not answered by then counts as not listing it.",
+    )
+    cache_ttl: float = Field(
+        300.0,
+        ge=0,
+        description="Seconds each worker keeps the list results of one client "
+        "address. Results with a failed query are not kept.",
+    )
+    cache_size: int = Field(
+        10000,
+        ge=1,
+        description="Maximum number of client addresses each worker keeps "
+        "results for; the oldest are dropped first.",
+    )
+    policy_refresh_interval: float = Field(
+        2.0,
+        ge=0,
+        description="Seconds between reloads of the local allow and block lists "
+        "('garrison policy') in each worker, so a change takes effect within "
+        "this time.",
+    )
+
+
 class AuthenticationSettings(Section):
     """Sender authentication of inbound mail (SPF, DKIM, DMARC, ARC)."""
 

@@ -11,7 +11,8 @@ applies before it answers `250`:
   later checks do not run;
 - `quarantine`: the message goes to the quarantine with the reason;
 - `junk` / `junk_accounts`: the message is filed into the Junk mailbox of
-  every recipient account, or of the listed accounts only;
+  every recipient account, or of the listed accounts only, but never for
+  an account in `allowed_accounts` (its local allow list matched);
 - `auth_results`: RFC 8601 result strings, written into one
   Authentication-Results field carrying our authserv-id;
 - `headers`: other fields to add (Received-SPF, X-Spam-*), and
@@ -111,6 +112,8 @@ class CheckResult:
     quarantine: str | None = None
     junk: bool = False
     junk_accounts: set[int] = field(default_factory=set)
+    # Accounts whose local allow list matched the client or sender.
+    allowed_accounts: set[int] = field(default_factory=set)
     # Anything later checks need to read (the SPF result, the DKIM domains).
     details: dict[str, object] = field(default_factory=dict)
 
@@ -128,6 +131,7 @@ class Verdict:
     quarantine: str | None = None
     junk: bool = False
     junk_accounts: set[int] = field(default_factory=set)
+    allowed_accounts: set[int] = field(default_factory=set)
     auth_results: list[str] = field(default_factory=list)
     headers: list[tuple[str, str]] = field(default_factory=list)
     strip_headers: set[str] = field(default_factory=set)
@@ -146,16 +150,17 @@ class Verdict:
             self.quarantine = result.quarantine
         self.junk = self.junk or result.junk
         self.junk_accounts |= result.junk_accounts
+        self.allowed_accounts |= result.allowed_accounts
         self.auth_results.extend(result.auth_results)
         self.headers.extend(result.headers)
         self.strip_headers |= result.strip_headers
         self.symbols.update(result.symbols)
 
     def junk_for(self, account_ids: Sequence[int]) -> set[int]:
-        """Return the accounts whose copy goes into Junk."""
+        """Return the accounts whose copy goes into Junk (never an allowed one)."""
         if self.junk:
-            return set(account_ids)
-        return self.junk_accounts & set(account_ids)
+            return set(account_ids) - self.allowed_accounts
+        return (self.junk_accounts & set(account_ids)) - self.allowed_accounts
 
 
 class MessageCheck(Protocol):

@@ -21,7 +21,7 @@ from garrison.smtp.parser import (
     parse_mail_argument,
     parse_rcpt_argument,
 )
-from garrison.smtpd import policy
+from garrison.smtpd import policy, screening
 from garrison.smtpd.auth import auth_allowed
 from garrison.smtpd.session import Session
 from garrison.smtpd.trace import new_queue_id
@@ -128,7 +128,9 @@ async def handle_mail(session: Session, argument: str) -> None:
         parameters[keyword] = value or ""
 
     sender = parsed.sender.address if parsed.sender else ""
-    refusal = policy.check_mail(session, sender)
+    refusal = policy.check_mail(session, sender) or screening.check_sender(
+        session, sender
+    )
     if refusal is not None:
         session.reject("mail", refusal)
         return
@@ -183,9 +185,16 @@ async def handle_rcpt(session: Session, argument: str) -> None:
         session.reject("rcpt", replies.USER_UNKNOWN, address)
         return
 
+    accounts, refusal = await screening.screen_recipient(
+        session, address, resolution.accounts
+    )
+    if refusal is not None:
+        session.reject("rcpt", refusal, address)
+        return
+
     try:
         # RFC 3463 §3.3: a mailbox already over quota is "mailbox full" (X.2.2).
-        session.server.delivery.check_recipient(resolution.accounts)
+        session.server.delivery.check_recipient(accounts)
     except DeliveryError as exc:
         session.reject("rcpt", Reply(exc.code, exc.enhanced, exc.text), address)
         return
@@ -198,7 +207,9 @@ async def handle_rcpt(session: Session, argument: str) -> None:
     queued = resolution.forwards or (
         wants_success and session.server.delivery.outbound is not None
     )
-    accounts = [] if queued else list(resolution.accounts)
+    # NOTE: a queued recipient is expanded again by the queue, so accounts
+    # that screening dropped from it still get their copy.
+    accounts = [] if queued else accounts
     transaction.recipients.append(Recipient(address, accounts, params))
     session.reply(replies.RECIPIENT_OK)
 

@@ -46,6 +46,7 @@ from garrison.smtpd.limits import (
     ProtocolViolation,
     log_limit,
 )
+from garrison.smtpd.screening import Screening
 from garrison.smtpd.session import ConnectionState, Session
 from garrison.smtpd.trace import new_session_id
 from garrison.store import MailStore
@@ -94,6 +95,7 @@ class SMTPServer:
         self.shutdown_grace = settings.server.shutdown_grace
         self.closing = False
         self._sessions: dict[Session, asyncio.Task[Any]] = {}
+        self.screening = Screening.for_server(self)
 
         self.greeting = _with_host(replies.SERVICE_READY, self.hostname).encode()
         self.closing_reply = _with_host(replies.CLOSING, self.hostname).encode()
@@ -174,6 +176,8 @@ class SMTPServer:
         self._sessions[session] = task
         if self.listener.tls == "implicit":
             self.record_tls(session)
+        if self.screening is not None:
+            session.screen = self.screening.start(state.client_ip)
         event(
             log,
             "connect",
@@ -196,7 +200,16 @@ class SMTPServer:
             if await self._talks_early(session):
                 reason = EARLY_TALKER
                 return
-            session.io.send(self.greeting)
+            refusal = None
+            if session.screen is not None:
+                refusal = await session.screen.connect_refusal()
+            if refusal is not None:
+                # RFC 5321 §3.1: 554 in place of the greeting, then 503 to
+                # every command until QUIT.
+                session.reject("connect", refusal)
+                session.refused = True
+            else:
+                session.io.send(self.greeting)
             reason = await self._run(session)
         except asyncio.CancelledError:
             if not self.closing:
@@ -216,6 +229,8 @@ class SMTPServer:
             )
         finally:
             session.transaction.reset()
+            if session.screen is not None:
+                session.screen.close()
             del self._sessions[session]
             await session.io.close()
             event(
@@ -290,10 +305,17 @@ class SMTPServer:
         try:
             command = parse_command_line(line)
         except SMTPSyntaxError as exc:
-            session.reject("command", exc.reply)
+            # RFC 5321 §3.1: after a 554 greeting, 503 to all but QUIT.
+            session.reject(
+                "command", replies.SESSION_REFUSED if session.refused else exc.reply
+            )
             return False
 
         connection = session.connection
+        if session.refused and command.verb != "QUIT":
+            # RFC 5321 §3.1: after a 554 greeting, 503 to all but QUIT.
+            session.reject(command.verb.lower(), replies.SESSION_REFUSED)
+            return False
         # RFC 2920: PIPELINING is an extension that the EHLO reply
         # advertises, so before EHLO or after HELO the client must wait for
         # each reply. EHLO itself may be followed by a pipelined group.

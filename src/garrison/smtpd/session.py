@@ -33,6 +33,7 @@ from garrison.smtpd.connection import Connection
 from garrison.store.blobs import BlobWriter
 
 if TYPE_CHECKING:
+    from garrison.smtpd.screening import ClientScreen
     from garrison.smtpd.server import SMTPServer as SMTPServerContext
 
 log = logging.getLogger("garrison.smtpd")
@@ -154,6 +155,10 @@ class Session:
         # "delivering" (blob committed and delivery running). Shutdown never
         # cancels a delivering session.
         self.phase = "busy"
+        # DNS and local list screening of an MX client; None on submission.
+        self.screen: ClientScreen | None = None
+        # Set after a 554 greeting: only QUIT is accepted (RFC 5321 §3.1).
+        self.refused = False
 
     @property
     def state(self) -> SessionState:
