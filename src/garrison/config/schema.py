@@ -772,6 +772,7 @@ class Settings(Section):
     submission: SubmissionSettings = SubmissionSettings()
     limits: LimitsSettings = LimitsSettings()
     authentication: AuthenticationSettings = AuthenticationSettings()
+    reputation: ReputationSettings = ReputationSettings()
     rspamd: RspamdSettings = RspamdSettings()
     spam: SpamSettings = SpamSettings()
     listeners: list[ListenerSettings] = Field(default_factory=list)

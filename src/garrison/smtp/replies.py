@@ -148,6 +148,20 @@ USER_UNKNOWN = Reply(550, "5.1.1", "User unknown")
 MAILBOX_FULL = Reply(552, "5.2.2", "Mailbox full: the recipient is over quota")
 MAILBOX_FULL_DEFER = Reply(452, "4.2.2", "Mailbox full: the recipient is over quota")
 RELAY_DENIED = Reply(554, "5.7.1", "Relay access denied")
+# Client and sender screening (garrison.smtpd.screening). The DNSBL text
+# follows Postfix's reject_rbl_client reply, which senders' admins know.
+CLIENT_BLOCKED_DNSBL = Reply(
+    554, "5.7.1", "Service unavailable; client [{ip}] blocked using {zone}"
+)
+CLIENT_BLOCKED_POLICY = Reply(
+    554, "5.7.1", "Service unavailable; client [{ip}] blocked by local policy"
+)
+SENDER_BLOCKED = Reply(550, "5.7.1", "Sender address <{sender}> blocked by local policy")
+RECIPIENT_BLOCKS_SENDER = Reply(
+    550, "5.7.1", "Recipient <{recipient}> does not accept mail from this sender"
+)
+# RFC 5321 §3.1: after a 554 greeting the server answers 503 until QUIT.
+SESSION_REFUSED = Reply(503, "5.5.1", "Service refused at connect; send QUIT")
 MESSAGE_TOO_BIG = Reply(552, "5.3.4", "Message size exceeds fixed maximum message size")
 DATA_LINE_TOO_LONG = Reply(
     500, "5.5.2", "Message line too long, limit is {limit} octets"
