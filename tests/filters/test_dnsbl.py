@@ -215,7 +215,7 @@ async def test_failed_query_never_lists(settings, dns_server) -> None:  # noqa: 
     result = await reputation.lookup(LISTED)
     assert result.failed == ["broken.test"]
     assert not result.listed
-    # A result with a failed zone is not cached: the next lookup asks again.
+    # A result with a failed zone is not cached, so the next lookup queries again.
     await reputation.lookup(LISTED)
     assert dns.queries.count(("2.0.0.127.broken.test", "A")) >= 2
 

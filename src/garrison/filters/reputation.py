@@ -160,7 +160,7 @@ class ListHit:
 
 @dataclass(slots=True)
 class LookupResult:
-    """What the DNS lists say about one client address."""
+    """The DNS list results for one client address."""
 
     blocks: list[ListHit] = field(default_factory=list)
     allows: list[ListHit] = field(default_factory=list)
