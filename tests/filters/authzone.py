@@ -72,7 +72,9 @@ def dkim_sign(key: SigningKey, message: bytes) -> bytes:
     return field + message
 
 
-def message_from(author: str, subject: str = "test", body: bytes = b"Hello.\r\n") -> bytes:
+def message_from(
+    author: str, subject: str = "test", body: bytes = b"Hello.\r\n"
+) -> bytes:
     return (
         f"From: {author}\r\n"
         f"To: {ALICE}\r\n"
@@ -140,7 +142,10 @@ def mailbox(server: RunningServer, name: str, address: str = ALICE) -> list[byte
     found = server.store.get_mailbox(account.id, name)
     if found is None:
         return []
-    return [server.store.blobs.read(record.blob_id) for record in server.store.messages(found.id)]
+    return [
+        server.store.blobs.read(record.blob_id)
+        for record in server.store.messages(found.id)
+    ]
 
 
 def header_of(message: bytes) -> bytes:

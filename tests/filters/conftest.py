@@ -27,11 +27,13 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import require_tool
+from tests.filters.authzone import auth_server  # noqa: F401 - fixture
 from tests.filters.rspamd_server import (  # noqa: F401 (fixtures)
     rspamd,
     shared_rspamd,
     start_rspamd,
 )
+from tests.queue.conftest import dns_server  # noqa: F401 - fixture
 
 # The EICAR anti-virus test file, in two pieces so that scanners on
 # developer machines do not flag this source file.

@@ -8,11 +8,10 @@ import pytest
 from garrison.dkim.keys import SigningKey
 from garrison.filters.arc import verify_chain
 from garrison.filters.dnsutil import TxtLookup, build_sync_resolver
-from tests.filters.authzone import (  # noqa: F401 - fixtures
+from tests.filters.authzone import (
     RSA_KEY,
     RSA_PEM,
     SENDER_ZONE,
-    auth_server,
     dkim_sign,
     header_of,
     mailbox,
@@ -21,7 +20,6 @@ from tests.filters.authzone import (  # noqa: F401 - fixtures
     send,
     with_dns,
 )
-from tests.queue.conftest import dns_server  # noqa: F401 - fixture
 
 AUTHOR_KEY = SigningKey("pass.example", "sel", "rsa", RSA_KEY)
 SEALER_KEY = SigningKey("list.example", "arc", "rsa", RSA_KEY)
@@ -48,14 +46,12 @@ def through_list(modify: bool = True) -> bytes:
     )
     if modify:
         received = received.replace(b"Subject: news", b"Subject: [list] news")
-    seal = dkim.arc_sign(
-        received, b"arc", b"list.example", RSA_PEM, b"list.example"
-    )
+    seal = dkim.arc_sign(received, b"arc", b"list.example", RSA_PEM, b"list.example")
     return b"".join(seal) + received
 
 
 @pytest.fixture
-def lookup(settings, dns_server) -> TxtLookup:  # noqa: F811
+def lookup(settings, dns_server) -> TxtLookup:
     dns = dns_server(zone())
     return TxtLookup(build_sync_resolver(with_dns(settings, dns)))
 
@@ -76,7 +72,7 @@ def test_unsealed_message_is_none(lookup) -> None:
     assert verify_chain(message_from("a@pass.example"), lookup, 3).result == "none"
 
 
-def test_missing_sealer_key_fails(settings, dns_server) -> None:  # noqa: F811
+def test_missing_sealer_key_fails(settings, dns_server) -> None:
     dns = dns_server(SENDER_ZONE)
     lookup = TxtLookup(build_sync_resolver(with_dns(settings, dns)))
     assert verify_chain(through_list(), lookup, 3).result == "fail"
@@ -88,9 +84,7 @@ def unfolded_header(stored: bytes) -> bytes:
 
 async def test_arc_pass_recorded_over_smtp(auth_server) -> None:
     async with auth_server(zone(), arc_trusted_sealers=["list.example"]) as server:
-        reply = await send(
-            server, through_list(), mail_from="bounce@list.example"
-        )
+        reply = await send(server, through_list(), mail_from="bounce@list.example")
         assert reply.code == 250
         [stored] = mailbox(server, "INBOX")
     header = unfolded_header(stored)
@@ -103,9 +97,7 @@ async def test_arc_pass_recorded_over_smtp(auth_server) -> None:
 
 async def test_untrusted_sealer_does_not_override(auth_server) -> None:
     async with auth_server(zone()) as server:
-        reply = await send(
-            server, through_list(), mail_from="bounce@list.example"
-        )
+        reply = await send(server, through_list(), mail_from="bounce@list.example")
         assert (reply.code, reply.enhanced) == (550, "5.7.1")
         assert mailbox(server, "INBOX") == []
 
@@ -123,3 +115,16 @@ async def test_broken_chain_fails_over_smtp(auth_server) -> None:
     header = unfolded_header(stored)
     assert b"arc=fail (as.1.d=list.example" in header
     assert b"dmarc=fail (p=reject dis=reject)" in header
+
+
+def test_header_starting_with_space_fails(lookup) -> None:
+    assert verify_chain(b" folded\r\n" + through_list(), lookup, 3).result == "fail"
+
+
+def test_invalid_base64_seal_fails(lookup) -> None:
+    sealed = through_list()
+    start = sealed.index(b" b=") + 3
+    end = sealed.index(b"\r\nARC-Message-Signature:")
+    assert (
+        verify_chain(sealed[:start] + b"abc" + sealed[end:], lookup, 3).result == "fail"
+    )

@@ -9,11 +9,10 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from garrison.dkim.keys import SigningKey
 from garrison.filters.dkim_verify import SignatureResult, verify_message
 from garrison.filters.dnsutil import TxtLookup, build_sync_resolver
-from tests.filters.authzone import (  # noqa: F401 - fixtures
+from tests.filters.authzone import (
     RSA_KEY,
     RSA_PEM,
     SENDER_ZONE,
-    auth_server,
     dkim_sign,
     header_of,
     mailbox,
@@ -22,10 +21,11 @@ from tests.filters.authzone import (  # noqa: F401 - fixtures
     send,
     with_dns,
 )
-from tests.queue.conftest import dns_server  # noqa: F401 - fixture
 
 RSA = SigningKey("pass.example", "sel", "rsa", RSA_KEY)
-ED25519 = SigningKey("pass.example", "ed", "ed25519", ed25519.Ed25519PrivateKey.generate())
+ED25519 = SigningKey(
+    "pass.example", "ed", "ed25519", ed25519.Ed25519PrivateKey.generate()
+)
 UNPUBLISHED = SigningKey("pass.example", "gone", "rsa", RSA_KEY)
 BROKEN = SigningKey("broken.example", "sel", "rsa", RSA_KEY)
 MESSAGE = message_from("Sender <sender@pass.example>", "signed")
@@ -43,7 +43,7 @@ def zone() -> dict:
 
 
 @pytest.fixture
-def lookup(settings, dns_server) -> TxtLookup:  # noqa: F811
+def lookup(settings, dns_server) -> TxtLookup:
     dns = dns_server(zone(), servfail={"sel._domainkey.broken.example"})
     return TxtLookup(build_sync_resolver(with_dns(settings, dns)))
 
@@ -153,3 +153,17 @@ async def test_large_message_not_verified_over_smtp(auth_server) -> None:
         [stored] = mailbox(server, "INBOX")
     unfolded = header_of(stored).replace(b"\r\n\t", b" ")
     assert b"dkim=neutral (message too large to verify)" in unfolded
+
+
+def test_invalid_base64_signature_is_neutral(lookup) -> None:
+    signed = dkim_sign(RSA, MESSAGE)
+    start = signed.index(b" b=") + 3
+    broken = signed[:start] + b"abc" + signed[signed.index(b"\r\nFrom:") :]
+    [result] = verify(broken, lookup)
+    assert result.result == "neutral"
+
+
+def test_header_starting_with_space_is_neutral(lookup) -> None:
+    [result] = verify(b" folded\r\n" + dkim_sign(RSA, MESSAGE), lookup)
+    assert result.result == "neutral"
+    assert result.reason == "malformed header section"

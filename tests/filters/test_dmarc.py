@@ -13,7 +13,7 @@ import pytest
 from garrison.delivery.pipeline import Envelope, Recipient
 from garrison.dkim.keys import SigningKey
 from garrison.filters.dkim_verify import SignatureResult
-from garrison.filters.dmarc import DMARCCheck, Discovery, discover_policy
+from garrison.filters.dmarc import Discovery, DMARCCheck, discover_policy
 from garrison.filters.dmarc_record import (
     DMARCRecord,
     InvalidRecord,
@@ -25,10 +25,9 @@ from garrison.filters.dmarc_record import (
 from garrison.filters.verdict import CheckResult, InboundMessage, Verdict
 from garrison.queue.routing import build_resolver
 from garrison.store import BlobRef
-from tests.filters.authzone import (  # noqa: F401 - fixtures
+from tests.filters.authzone import (
     RSA_KEY,
     SENDER_ZONE,
-    auth_server,
     dkim_sign,
     header_of,
     mailbox,
@@ -37,7 +36,6 @@ from tests.filters.authzone import (  # noqa: F401 - fixtures
     send,
     with_dns,
 )
-from tests.queue.conftest import dns_server  # noqa: F401 - fixture
 
 # -- records, organizational domains, alignment ------------------------------
 
@@ -110,7 +108,7 @@ DISCOVERY_ZONE = {
 
 
 @pytest.fixture
-def resolver(settings, dns_server):  # noqa: F811
+def resolver(settings, dns_server):
     dns = dns_server(DISCOVERY_ZONE, servfail={"_dmarc.broken.example"})
     return build_resolver(with_dns(settings, dns))
 
@@ -167,14 +165,20 @@ def failing_check(settings, **options) -> DMARCCheck:
     return DMARCCheck(settings.model_copy(update={"authentication": authentication}))
 
 
-def evaluate(check: DMARCCheck, message: InboundMessage, record: DMARCRecord) -> CheckResult:
-    return check._evaluate(message, Verdict(), "fail.example", Discovery("found", record))
+def evaluate(
+    check: DMARCCheck, message: InboundMessage, record: DMARCRecord
+) -> CheckResult:
+    return check._evaluate(
+        message, Verdict(), "fail.example", Discovery("found", record)
+    )
 
 
 def test_reject_needs_every_domain_enforcing(settings) -> None:
     check = failing_check(settings, dmarc_domain_policy={"b.test": "monitor"})
     header = b"From: s@fail.example\r\n"
-    one = evaluate(check, inbound(("x@a.test", 1), header=header), DMARCRecord("reject"))
+    one = evaluate(
+        check, inbound(("x@a.test", 1), header=header), DMARCRecord("reject")
+    )
     assert one.reject is not None
     assert one.reject.code == 550
     mixed = evaluate(
@@ -209,7 +213,9 @@ def test_pct_outside_sample_weakens_policy(settings) -> None:
 def test_trusted_arc_sealer_overrides_failure(settings) -> None:
     check = failing_check(settings, arc_trusted_sealers=["List.Example"])
     verdict = Verdict()
-    verdict.add(CheckResult("arc", details={"result": "pass", "sealer": "list.example"}))
+    verdict.add(
+        CheckResult("arc", details={"result": "pass", "sealer": "list.example"})
+    )
     message = inbound(("x@a.test", 1), header=b"")
     result = check._evaluate(
         message, verdict, "fail.example", Discovery("found", DMARCRecord("reject"))
@@ -222,7 +228,9 @@ def test_trusted_arc_sealer_overrides_failure(settings) -> None:
 def test_untrusted_arc_sealer_does_not_override(settings) -> None:
     check = failing_check(settings)
     verdict = Verdict()
-    verdict.add(CheckResult("arc", details={"result": "pass", "sealer": "list.example"}))
+    verdict.add(
+        CheckResult("arc", details={"result": "pass", "sealer": "list.example"})
+    )
     result = check._evaluate(
         inbound(("x@a.test", 1), header=b""),
         verdict,
@@ -264,7 +272,8 @@ async def test_reject_policy_refuses_in_dialogue(auth_server, caplog) -> None:
     caplog.set_level(logging.INFO, logger="garrison.filters.dmarc")
     async with auth_server() as server:
         reply = await send(
-            server, message_from("sender@reject.example"),
+            server,
+            message_from("sender@reject.example"),
             mail_from="sender@reject.example",
         )
         assert (reply.code, reply.enhanced) == (550, "5.7.1")
@@ -272,7 +281,9 @@ async def test_reject_policy_refuses_in_dialogue(auth_server, caplog) -> None:
         assert "reject.example" in reply.text
         assert mailbox(server, "INBOX") == []
         assert mailbox(server, "Junk") == []
-    [line] = [r.getMessage() for r in caplog.records if "event=dmarc " in r.getMessage()]
+    [line] = [
+        r.getMessage() for r in caplog.records if "event=dmarc " in r.getMessage()
+    ]
     assert "result=fail" in line
     assert "action=reject" in line
 
@@ -288,7 +299,8 @@ async def test_reject_policy_with_forged_from(auth_server) -> None:
 async def test_quarantine_policy_files_into_junk(auth_server) -> None:
     async with auth_server() as server:
         reply = await send(
-            server, message_from("sender@quarantine.example"),
+            server,
+            message_from("sender@quarantine.example"),
             mail_from="sender@quarantine.example",
         )
         assert reply.code == 250
@@ -315,13 +327,15 @@ async def test_relaxed_alignment_and_subdomain_policy(auth_server) -> None:
     async with auth_server() as server:
         # MAIL FROM mail.relaxed.example aligns with From relaxed.example.
         reply = await send(
-            server, message_from("a@relaxed.example"),
+            server,
+            message_from("a@relaxed.example"),
             mail_from="bounce@mail.relaxed.example",
         )
         assert reply.code == 250
         # From a subdomain without its own record: sp=quarantine applies.
         reply = await send(
-            server, message_from("a@news.relaxed.example"),
+            server,
+            message_from("a@news.relaxed.example"),
             mail_from="sender@fail.example",
         )
         assert reply.code == 250
@@ -334,7 +348,8 @@ async def test_relaxed_alignment_and_subdomain_policy(auth_server) -> None:
 async def test_monitor_domain_delivers_to_inbox(auth_server) -> None:
     async with auth_server(dmarc_domain_policy={"example.test": "monitor"}) as server:
         reply = await send(
-            server, message_from("sender@reject.example"),
+            server,
+            message_from("sender@reject.example"),
             mail_from="sender@reject.example",
         )
         assert reply.code == 250
@@ -392,7 +407,12 @@ async def test_written_field_parses_as_rfc8601(auth_server) -> None:
     parsed = authres.AuthenticationResultsHeader.parse(field.decode())
     assert parsed.authserv_id == "mail.example.test"
     methods = {result.method: result for result in parsed.results}
-    assert [result.method for result in parsed.results] == ["spf", "dkim", "arc", "dmarc"]
+    assert [result.method for result in parsed.results] == [
+        "spf",
+        "dkim",
+        "arc",
+        "dmarc",
+    ]
     assert methods["spf"].result == "pass"
     assert methods["dkim"].result == "pass"
     assert methods["arc"].result == "none"

@@ -7,17 +7,19 @@ import logging
 import pytest
 import spf as pyspf
 
-from garrison.filters.dnsutil import DNSTemporaryError, RecordLookup, build_sync_resolver
+from garrison.filters.dnsutil import (
+    DNSTemporaryError,
+    RecordLookup,
+    build_sync_resolver,
+)
 from garrison.filters.spf import evaluate
-from tests.filters.authzone import (  # noqa: F401 - fixtures
-    auth_server,
+from tests.filters.authzone import (
     header_of,
     mailbox,
     message_from,
     send,
     with_dns,
 )
-from tests.queue.conftest import dns_server  # noqa: F401 - fixture
 
 LOOKUP_ZONE = {
     ("records.test", "A"): ["192.0.2.10", "192.0.2.11"],
@@ -29,7 +31,7 @@ LOOKUP_ZONE = {
 
 
 @pytest.fixture
-def lookup(settings, dns_server) -> RecordLookup:  # noqa: F811
+def lookup(settings, dns_server) -> RecordLookup:
     dns = dns_server(LOOKUP_ZONE, servfail={"broken.test"})
     return RecordLookup(build_sync_resolver(with_dns(settings, dns)))
 
@@ -73,16 +75,24 @@ def test_unreachable_server_is_temporary(settings) -> None:
 
 def test_evaluate_through_dns(lookup: RecordLookup) -> None:
     outcome = evaluate(
-        "192.0.2.7", "user@records.test", "helo.test", lookup,
-        receiver="mx.test", time_limit=5,
+        "192.0.2.7",
+        "user@records.test",
+        "helo.test",
+        lookup,
+        receiver="mx.test",
+        time_limit=5,
     )
     assert outcome.result == "pass"
     assert outcome.identity == "mailfrom"
     assert outcome.domain == "records.test"
     assert outcome.received_spf.startswith("Pass (mx.test: domain of records.test")
     failed = evaluate(
-        "198.51.100.1", "user@records.test", "helo.test", lookup,
-        receiver="mx.test", time_limit=5,
+        "198.51.100.1",
+        "user@records.test",
+        "helo.test",
+        lookup,
+        receiver="mx.test",
+        time_limit=5,
     )
     assert failed.result == "fail"
 
@@ -103,8 +113,12 @@ def test_no_identity_is_none(lookup: RecordLookup) -> None:
 
 def test_servfail_gives_temperror(lookup: RecordLookup) -> None:
     outcome = evaluate(
-        "192.0.2.7", "user@broken.test", "helo.test", lookup,
-        receiver="mx.test", time_limit=5,
+        "192.0.2.7",
+        "user@broken.test",
+        "helo.test",
+        lookup,
+        receiver="mx.test",
+        time_limit=5,
     )
     assert outcome.result == "temperror"
 
@@ -166,9 +180,13 @@ async def test_spf_fail_recorded_by_default(auth_server) -> None:
 async def test_null_sender_uses_helo_over_smtp(auth_server) -> None:
     async with auth_server() as server:
         reply = await send(
-            server, message_from("sender@pass.example"), mail_from="",
+            server,
+            message_from("sender@pass.example"),
+            mail_from="",
             helo="pass.example",
         )
         assert reply.code == 250
         [stored] = mailbox(server, "INBOX")
-    assert b"spf=pass smtp.helo=pass.example" in header_of(stored).replace(b"\r\n\t", b" ")
+    assert b"spf=pass smtp.helo=pass.example" in header_of(stored).replace(
+        b"\r\n\t", b" "
+    )

@@ -11,8 +11,8 @@ authentication results it recorded.
 
 A message over `authentication.dkim_max_message_size` is not verified
 and gets `arc=none` with a comment. A failed key lookup makes the chain
-fail, since RFC 8617 defines no temporary error for ARC; the comment says
-so. dkimpy is synchronous, so verification runs in an executor thread,
+fail, since RFC 8617 defines no temporary error for ARC, and the comment
+names the failed lookup. dkimpy is synchronous, so verification runs in an executor thread,
 with keys looked up through `dnsutil.TxtLookup`.
 """
 
@@ -52,13 +52,19 @@ class ChainResult:
 def verify_chain(message: bytes, lookup: TxtLookup, timeout: float) -> ChainResult:
     """Validate the ARC chain; blocking, so run it in an executor. Never raises."""
     lookup.reset()
-    verifier = dkim.ARC(
-        message, minkey=MIN_RSA_KEY_BITS, timeout=timeout, logger=_QUIET
-    )
     try:
+        verifier = dkim.ARC(
+            message, minkey=MIN_RSA_KEY_BITS, timeout=timeout, logger=_QUIET
+        )
         status, instances, reason = verifier.verify(dnsfunc=lookup)
     except dkim.DKIMException as exc:
         return ChainResult("fail", reason=str(exc))
+    except ValueError as exc:
+        # dkimpy 1.1 lets binascii.Error escape for invalid base64 in b=.
+        return ChainResult("fail", reason=f"invalid base64: {exc}")
+    except IndexError:
+        # dkimpy 1.1 raises it for a header that starts with white space.
+        return ChainResult("fail", reason="malformed header section")
     if status == dkim.CV_None:
         return ChainResult("none")
     newest = instances[0] if instances else {}
@@ -81,7 +87,7 @@ class ARCCheck:
     def __init__(self, settings: Settings, lookup: TxtLookup | None = None) -> None:
         self.settings = settings.authentication
         self.timeout = settings.dns.timeout
-        self.resolver = build_sync_resolver(settings) if lookup is None else None
+        self.resolver = build_sync_resolver(settings)
         self.lookup = lookup
 
     def _verify(self, message: InboundMessage) -> ChainResult:

@@ -14,7 +14,7 @@ Results:
 - neutral: the signature could not be processed (a missing or invalid
   tag, an expired signature), and also every signature of a message over
   `authentication.dkim_max_message_size`, which is not verified because
-  dkimpy holds the whole message, and several canonicalised copies of its
+  dkimpy keeps the whole message, and several canonicalised copies of its
   body, in memory;
 - policy: a signature past `dkim_max_signatures`, not verified;
 - permerror: no key or an unusable key in DNS;
@@ -53,8 +53,8 @@ class SignatureResult:
     """The outcome for one DKIM-Signature field.
 
     `domain` and `selector` are the d= and s= tags, lower case, or "" when
-    the field does not parse; `b_prefix` is the start of the b= tag, which
-    tells signatures of one domain apart (RFC 6008).
+    the field does not parse. `b_prefix` is the start of the b= tag, which
+    distinguishes signatures of one domain (RFC 6008).
     """
 
     result: str
@@ -77,9 +77,23 @@ class SignatureResult:
         return " ".join(parts)
 
 
+def parse_header(message: bytes) -> list[tuple[bytes, bytes]]:
+    """Split the header section into (name, value) as dkimpy does.
+
+    Raises dkim.MessageFormatError for a line that is no field, including a
+    first line that starts with white space, for which dkimpy 1.1 raises
+    IndexError.
+    """
+    try:
+        headers, _body = dkim.rfc822_parse(message)
+    except IndexError as exc:
+        raise dkim.MessageFormatError("header starts with a continuation line") from exc
+    return [(name, value) for name, value in headers]
+
+
 def signature_fields(message: bytes) -> list[bytes]:
     """Return the values of the DKIM-Signature fields in the header, in order."""
-    headers, _body = dkim.rfc822_parse(message)
+    headers = parse_header(message)
     return [value for name, value in headers if name.lower() == b"dkim-signature"]
 
 
@@ -97,9 +111,7 @@ def _tags(value: bytes) -> tuple[str, str, str]:
     return text(b"d").lower(), text(b"s").lower(), text(b"b")[:8]
 
 
-def _verify_one(
-    verifier: dkim.DKIM, index: int, lookup: TxtLookup
-) -> tuple[str, str]:
+def _verify_one(verifier: dkim.DKIM, index: int, lookup: TxtLookup) -> tuple[str, str]:
     """Verify signature `index`; return (result, reason)."""
     lookup.reset()
     try:
@@ -113,6 +125,10 @@ def _verify_one(
         return "permerror", str(exc)
     except dkim.DKIMException as exc:
         return "neutral", str(exc)
+    except ValueError as exc:
+        # dkimpy 1.1 lets binascii.Error escape for a b= or bh= tag that is
+        # not valid base64.
+        return "neutral", f"invalid base64: {exc}"
     if lookup.temporary_error:
         return "temperror", "key lookup failed"
     if lookup.missing:
@@ -138,7 +154,12 @@ def verify_message(
     try:
         fields = signature_fields(message)
     except dkim.DKIMException:
-        return []
+        # dkimpy rejects a header line without a colon. The pipeline accepts
+        # such a message, so a signature in it is reported, not verified.
+        header = message.partition(b"\r\n\r\n")[0].lower()
+        if b"dkim-signature" not in header:
+            return []
+        return [SignatureResult("neutral", "", "", "", "malformed header section")]
     verifier = None
     if fields and not too_large:
         verifier = dkim.DKIM(
@@ -172,7 +193,7 @@ class DKIMCheck:
     def __init__(self, settings: Settings, lookup: TxtLookup | None = None) -> None:
         self.settings = settings.authentication
         self.timeout = settings.dns.timeout
-        self.resolver = build_sync_resolver(settings) if lookup is None else None
+        self.resolver = build_sync_resolver(settings)
         self.lookup = lookup
 
     def _verify(self, message: InboundMessage) -> list[SignatureResult]:
@@ -212,9 +233,8 @@ class DKIMCheck:
             logging.ERROR if error else logging.INFO,
             queue_id=message.queue_id,
             signatures=len(signatures),
-            results=" ".join(
-                f"{s.domain or '-'}:{s.result}" for s in signatures
-            ) or None,
+            results=" ".join(f"{s.domain or '-'}:{s.result}" for s in signatures)
+            or None,
             error=error,
             duration_ms=round((time.monotonic() - started) * 1000),
         )

@@ -76,8 +76,8 @@ _WEAKER = {"reject": "quarantine", "quarantine": "none", "none": "none"}
 class Discovery:
     """The outcome of policy discovery for one author domain.
 
-    `status` is "found", "none" (no record), "temperror" or "permerror";
-    `organizational` tells whether the record came from the organizational
+    `status` is "found", "none" (no record), "temperror" or "permerror".
+    `organizational` is true when the record came from the organizational
     domain in place of the author domain.
     """
 
@@ -100,14 +100,13 @@ async def _txt_records(
     except (dns.name.EmptyLabel, dns.name.LabelTooLong, dns.name.NameTooLong):
         return []
     except dns.exception.DNSException:
-        # A timeout, no server answering (SERVFAIL, refused) or a malformed
-        # response: all may succeed on a retry.
+        # A timeout, SERVFAIL or REFUSED from every server, or a malformed
+        # response: a retry may succeed.
         return None
     if answer.rrset is None:
         return []
     return [
-        b"".join(rdata.strings).decode("utf-8", "replace")  # type: ignore[attr-defined]
-        for rdata in answer.rrset
+        b"".join(rdata.strings).decode("utf-8", "replace") for rdata in answer.rrset
     ]
 
 
@@ -187,7 +186,8 @@ class DMARCCheck:
         if early is not None and early.details.get("domain") == domain:
             task = early.details["task"]
             assert isinstance(task, asyncio.Task)
-            return await task  # type: ignore[no-any-return]
+            discovery: Discovery = await task
+            return discovery
         return await discover_policy(self.resolver, domain)
 
     def _invalid_from(self, authors: AuthorDomains) -> CheckResult:
@@ -235,6 +235,7 @@ class DMARCCheck:
             # RFC 7489 §6.3: sp= is the policy for subdomains of the
             # organizational domain that have no record of their own.
             policy = record.subdomain_policy
+
         passed = self._spf_aligned(verdict, domain, record) or self._dkim_aligned(
             verdict, domain, record
         )
@@ -251,6 +252,7 @@ class DMARCCheck:
                 notes.append(f"arc=pass as.d={sealer}")
                 disposition = "none"
         notes.append(f"dis={disposition}")
+
         status = "pass" if passed else "fail"
         result = CheckResult(
             self.name,
@@ -291,7 +293,11 @@ class DMARCCheck:
         return self.domain_policy.get(recipient_domain, "enforce")
 
     def _apply(
-        self, result: CheckResult, message: InboundMessage, disposition: str, domain: str
+        self,
+        result: CheckResult,
+        message: InboundMessage,
+        disposition: str,
+        domain: str,
     ) -> None:
         """Set the reject or Junk action of a disposition, per recipient domain."""
         if disposition == "none":

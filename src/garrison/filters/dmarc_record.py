@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import dkim
 from publicsuffixlist import PublicSuffixList
 
+from garrison.filters.dkim_verify import parse_header
+
 POLICIES = ("none", "quarantine", "reject")
 _LABEL = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$")
 
@@ -146,7 +148,7 @@ class AuthorDomains:
 def author_domains(header: bytes) -> AuthorDomains:
     """Extract the author domains from a header section (RFC 7489 §6.6.1)."""
     try:
-        fields, _body = dkim.rfc822_parse(header + b"\r\n")
+        fields = parse_header(header + b"\r\n")
     except dkim.DKIMException:
         return AuthorDomains(0, (), 0)
     values = [

@@ -7,9 +7,9 @@ Received-SPF field (RFC 7208 §9.1). `details` carries the result, the
 identity and its domain for DMARC.
 
 pyspf is synchronous, so `evaluate` runs in an executor thread. pyspf
-looks names up through its module-level `spf.DNSLookup`; this module
-replaces it once with a hook that calls the lookup set for the current
-thread, and raises `TempError` when none is set, so pyspf never falls back
+looks names up through its module-level `spf.DNSLookup`, which this module
+replaces once with a hook that calls the lookup set for the current
+thread. Without one the hook raises `TempError`, so pyspf never falls back
 to its own resolver. The check's lookup is `dnsutil.RecordLookup` over
 `settings.dns`; tests pass another lookup with the same signature.
 
@@ -64,9 +64,9 @@ pyspf.DNSLookup = _dns_lookup
 class SPFOutcome:
     """The result of one SPF evaluation.
 
-    `result` is an RFC 7208 §2.6 result name; `identity` is "mailfrom" or
-    "helo"; `domain` is the domain checked; `received_spf` is the value of
-    the Received-SPF field, or "" when nothing was evaluated.
+    `result` is an RFC 7208 §2.6 result name, and `identity` is "mailfrom"
+    or "helo". `received_spf` is the value of the Received-SPF field, or ""
+    when nothing was evaluated.
     """
 
     result: str
@@ -135,12 +135,13 @@ class SPFCheck:
             time_limit=self.settings.spf_time_limit,
         )
         outcome = await asyncio.get_running_loop().run_in_executor(None, run)
-        property_name = "smtp.mailfrom" if outcome.identity == "mailfrom" else "smtp.helo"
+        property_name = (
+            "smtp.mailfrom" if outcome.identity == "mailfrom" else "smtp.helo"
+        )
+        checked = pvalue(outcome.domain or "unknown")
         result = CheckResult(
             self.name,
-            auth_results=[
-                f"spf={outcome.result} {property_name}={pvalue(outcome.domain or 'unknown')}"
-            ],
+            auth_results=[f"spf={outcome.result} {property_name}={checked}"],
             details={
                 "result": outcome.result,
                 "identity": outcome.identity,
