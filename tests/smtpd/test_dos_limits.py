@@ -8,6 +8,7 @@ loopback client exceeds it within a second.
 from __future__ import annotations
 
 import asyncio
+import socket
 import logging
 import time
 
@@ -232,3 +233,36 @@ async def test_tarpit_delays_later_errors(garrison_server, monkeypatch, caplog) 
         await smtp.expect(421, "4.7.0")
         await smtp.expect_closed()
     assert len(limit_lines(caplog, "tarpit_after_errors")) == 1
+
+
+async def test_client_not_reading_replies_closed(
+    garrison_server, monkeypatch, caplog
+) -> None:
+    """A client that pipelines commands and never reads cannot outlast the deadline."""
+    caplog.set_level(logging.INFO, logger="garrison.smtpd")
+    configure(garrison_server, monkeypatch, max_session_duration=1.0)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    loop = asyncio.get_running_loop()
+    started = time.monotonic()
+    await loop.sock_connect(sock, ("127.0.0.1", garrison_server.port("smtp")))
+    # Each EHLO is answered with a multi-line reply ten times its size, so
+    # the replies fill the socket buffers while the commands still fit.
+    batch = b"EHLO client.example\r\n" * 2000
+    try:
+        while not limit_lines(caplog, "max_session_duration"):
+            assert time.monotonic() - started < 10, "the session outlasted its deadline"
+            try:
+                await asyncio.wait_for(loop.sock_sendall(sock, batch), 0.5)
+            except TimeoutError:
+                continue
+    except ConnectionError:
+        pass
+    finally:
+        sock.close()
+    for _ in range(50):
+        if limit_lines(caplog, "max_session_duration"):
+            break
+        await asyncio.sleep(0.1)
+    assert len(limit_lines(caplog, "max_session_duration")) == 1

@@ -20,6 +20,10 @@ from garrison.smtpd.limits import DataRateMeter, SessionTooLong
 # handed to a receiver.
 CHUNK_SIZE = 64 * 1024
 
+# Seconds a client may take to read its replies. Postfix applies its
+# smtpd_timeout of 300 s to writes too.
+WRITE_TIMEOUT = 300.0
+
 
 class ConnectionClosed(Exception):
     """The client closed the connection (EOF or reset)."""
@@ -41,9 +45,8 @@ class Connection:
         # Offset up to which _buffer is known to contain no LF.
         self._scanned = 0
         self._replies: list[bytes] = []
-        # Event-loop time at which every wait for input raises SessionTooLong.
-        # NOTE: `flush` is not bounded by it, so a client that stops reading
-        # replies can hold the session in `drain` past the deadline.
+        # Event-loop time at which every wait for input or for the client to
+        # read replies raises SessionTooLong.
         self.deadline = math.inf
         # Set while message content is read, so slow content raises
         # DataRateTooLow; see `measure_data_rate`.
@@ -159,17 +162,33 @@ class Connection:
         self._replies.append(data)
 
     async def flush(self) -> None:
-        """Write the queued replies and wait until the transport accepts them."""
+        """Write the queued replies and wait until the transport accepts them.
+
+        A client that stops reading cannot hold the session: the wait ends
+        with TimeoutError after WRITE_TIMEOUT seconds, or with
+        SessionTooLong at the session deadline.
+        """
         if self._replies:
             data = (
                 self._replies[0] if len(self._replies) == 1 else b"".join(self._replies)
             )
             self._replies.clear()
             self.writer.write(data)
+        transport = self.writer.transport
+        if transport.get_write_buffer_size() == 0 and not transport.is_closing():
+            # Everything went out at once, the usual case: nothing to wait for.
+            return
+        loop = asyncio.get_running_loop()
+        timeout = min(WRITE_TIMEOUT, self.deadline - loop.time())
         try:
-            await self.writer.drain()
+            async with asyncio.timeout(max(timeout, 0)):
+                await self.writer.drain()
         except ConnectionError as exc:
             raise ConnectionClosed() from exc
+        except TimeoutError:
+            if loop.time() >= self.deadline:
+                raise SessionTooLong() from None
+            raise
 
     def write_now(self, data: bytes) -> None:
         """Write queued replies and `data` to the transport without waiting."""
