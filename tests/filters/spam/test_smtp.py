@@ -153,7 +153,7 @@ async def test_quarantine_threshold(spam_server) -> None:
 class AllowAll:
     """A reputation result that allow-lists every recipient.
 
-    The reputation check has its own tests; this stands in for its result
+    The reputation check has its own tests. This class replaces its result
     so that the test does not depend on how its lists are configured.
     """
 

@@ -9,15 +9,19 @@ For each message it adds up:
 - per recipient account, the classifier's BAYES_SPAM or BAYES_HAM from
   that account's user, domain and server token counts.
 
-Actions, per `[spam]`: every scored message gets X-Spam-Flag, X-Spam-Score
-and X-Spam-Status (incoming fields of those names are stripped); an
-account whose score reaches `junk_score` gets its copy in Junk; the message
-is quarantined when every account's score reaches `quarantine_score`
-(when set) and rejected with 550 5.7.1 when every account's score reaches
-`reject_score`. Accounts the reputation check allow-lists (its result's
-details["allow"]: True for all, or a collection of account ids or
-recipient addresses) are never filed into Junk, and their presence stops
-the quarantine and the reject.
+Actions, per `[spam]`:
+- every scored message gets X-Spam-Flag, X-Spam-Score and X-Spam-Status,
+  and incoming fields of those names are stripped;
+- an account whose score reaches `junk_score` gets its copy in Junk;
+- the message is quarantined when every account's score reaches
+  `quarantine_score` (when set);
+- it is rejected with 550 5.7.1 when every account's score reaches
+  `reject_score`.
+
+Accounts the reputation check allow-lists are never filed into Junk, and
+their presence stops the quarantine and the reject. The allow list is the
+reputation result's details["allow"]: True for all recipients, or a
+collection of account ids or recipient addresses.
 
 The written fields and the reported symbols are those of the highest
 scoring account, because one stored copy serves every recipient.

@@ -193,8 +193,8 @@ def _from_rules(content: MessageContent) -> list[str]:
     mailbox = (first.mailbox or b"").decode("utf-8", "replace").lower()
     host = (first.host or b"").decode("utf-8", "replace").lower()
     names = []
-    for shown in _ADDRESS.findall(name):
-        if shown != f"{mailbox}@{host}":
+    for address_in_name in _ADDRESS.findall(name):
+        if address_in_name != f"{mailbox}@{host}":
             names.append("FROM_NAME_HAS_ADDRESS")
             break
     words = re.findall(r"[a-z0-9]+", name)

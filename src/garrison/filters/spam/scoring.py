@@ -1,8 +1,8 @@
 """The scoring shared by the server check, the CLI and the measurement script.
 
 `Scorer.analyse(data, now)` reads a message once (`content.read_content`),
-runs the header and structure rules and tokenizes it; it is CPU work
-without I/O, so the server runs it in a thread. `Scorer.bayes(counts,
+runs the header and structure rules and tokenizes it. This is CPU work
+without I/O, so the server runs it in a worker thread. `Scorer.bayes(counts,
 analysis, scopes)` classifies the analysed message with the counts of the
 scopes that are trained enough. Scores in `spam.scores` replace the
 built-in ones by symbol name.

@@ -4,8 +4,8 @@ A scope is "server", "domain:<domain>" or "user:<address>". Each scope
 counts its trained spam and ham messages (`spam_scopes`) and, per token, the
 spam and ham messages that contained it (`spam_tokens`, keyed by
 `classifier.token_hash`). `spam_trained` records the class each message
-(a blob id, or the SHA-256 of a file) was trained as in each scope:
-training it again as the same class changes nothing, and training it as the
+(a blob id, or the SHA-256 of a file) was trained as in each scope.
+Training it again as the same class changes nothing. Training it as the
 other class first removes its old counts, so a message counts at most once.
 
 Classification of a message for one recipient sums the counts of the
@@ -49,7 +49,7 @@ def recipient_scopes(address: str, domain: str) -> list[str]:
 
 
 class TokenCounts(Protocol):
-    """Read access to trained counts; `SqlTokenCounts` and `MemoryTokens` have it."""
+    """Read access to trained counts, implemented by `SqlTokenCounts` and `MemoryTokens`."""
 
     def scope_totals(self, scopes: Sequence[str]) -> dict[str, tuple[int, int]]:
         """Return (spam, ham) message counts of each scope that has any."""
@@ -92,7 +92,7 @@ def combined_counts(
 
 
 class SqlTokenCounts:
-    """Reads counts through a SQLite connection (the schema of migration 0010)."""
+    """Trained counts read through a SQLite connection (tables of migration 0010)."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
@@ -196,8 +196,9 @@ def _count(
         f" WHERE scope = ? AND token = ?",
         [(scope, key) for key in keys],
     )
-    conn.execute(
-        "DELETE FROM spam_tokens WHERE scope = ? AND spam = 0 AND ham = 0", (scope,)
+    conn.executemany(
+        "DELETE FROM spam_tokens WHERE scope = ? AND token = ? AND spam = 0 AND ham = 0",
+        [(scope, key) for key in keys],
     )
 
 
@@ -224,7 +225,10 @@ def prune(conn: sqlite3.Connection, scope: str, max_scope_tokens: int) -> int:
 
 @dataclass
 class MemoryTokens:
-    """Token counts in memory, with the same reads as the database; no pruning."""
+    """Token counts in memory with the reads of `SqlTokenCounts`, for measurements.
+
+    It keeps no record of trained messages and never prunes.
+    """
 
     totals: dict[str, list[int]] = field(default_factory=dict)
     tokens: dict[str, dict[int, list[int]]] = field(default_factory=dict)

@@ -8,9 +8,10 @@ IMAP (user scope of the logged-in account, "user:<address>"):
   (RFC 5788 registers both keywords with this meaning).
 
 The IMAP handlers only call `learn_after_copy` or `learn_after_store`,
-which queue a request and return; a background task per store reads the
+which queue a request and return. A background task per store reads the
 messages, tokenizes them in a worker thread and trains the whole batch in
-one store write job, so the tagged OK does not wait for training. Each
+one store write job, so the tagged OK does not wait for training. Requests
+still queued when the server stops are lost. Each
 message is keyed by its blob id, and `tokens.learn` keeps it from counting
 twice (see there). Training from files (`train_files`, for
 `garrison spam train`) keys each file by the SHA-256 of its content.
