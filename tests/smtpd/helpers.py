@@ -35,8 +35,8 @@ def split_trace(message: bytes) -> tuple[list[bytes], bytes]:
         index += 1
     trace = [lines[0], b" ".join(line.strip() for line in lines[1:index])]
     # The fields the inbound checks add follow the trace fields.
-    while CHECK_FIELD.match(lines[index]):
+    while index < len(lines) and CHECK_FIELD.match(lines[index]):
         index += 1
-        while lines[index].startswith((b"\t", b" ")):
+        while index < len(lines) and lines[index].startswith((b"\t", b" ")):
             index += 1
     return trace, b"\r\n".join(lines[index:])
