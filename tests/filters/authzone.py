@@ -4,7 +4,8 @@
   domains; tests add DKIM keys with `publish_key`.
 - `auth_server(zone, **options)` (fixture) starts the test DNS server with
   the zone, then the in-process server with `[authentication]` enabled,
-  the given options, and DNS pointed at that server. Both stop at the end.
+  the given options, and DNS pointed at that server. Both stop at the end;
+  the server's `dns` attribute is the DNS server, with its query log.
 - `send(server, message, mail_from=...)` sends one message to alice over
   the MX listener from 127.0.0.1 and returns the DATA reply.
 """
@@ -109,7 +110,9 @@ def auth_server(
         runner = Runner(configured)
         await runner.start()
         try:
-            yield RunningServer(runner, configured)
+            running = RunningServer(runner, configured)
+            running.dns = dns  # type: ignore[attr-defined]
+            yield running
         finally:
             await runner.stop()
 

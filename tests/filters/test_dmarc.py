@@ -176,11 +176,11 @@ def evaluate(
 def test_reject_needs_every_domain_enforcing(settings) -> None:
     check = failing_check(settings, dmarc_domain_policy={"b.test": "monitor"})
     header = b"From: s@fail.example\r\n"
-    one = evaluate(
+    single = evaluate(
         check, inbound(("x@a.test", 1), header=header), DMARCRecord("reject")
     )
-    assert one.reject is not None
-    assert one.reject.code == 550
+    assert single.reject is not None
+    assert single.reject.code == 550
     mixed = evaluate(
         check,
         inbound(("x@a.test", 1), ("y@B.test", 2), header=header),
@@ -399,11 +399,13 @@ async def test_written_field_parses_as_rfc8601(auth_server) -> None:
         reply = await send(server, signed, helo="[127.0.0.1]")
         assert reply.code == 250
         [stored] = mailbox(server, "INBOX")
+
     [field] = [
         line
         for line in unfolded_header(stored).split(b"\r\n")
         if line.startswith(b"Authentication-Results: mail.example.test;")
     ]
+
     parsed = authres.AuthenticationResultsHeader.parse(field.decode())
     assert parsed.authserv_id == "mail.example.test"
     methods = {result.method: result for result in parsed.results}
@@ -417,9 +419,20 @@ async def test_written_field_parses_as_rfc8601(auth_server) -> None:
     assert methods["dkim"].result == "pass"
     assert methods["arc"].result == "none"
     assert methods["dmarc"].result == "pass"
+
     dkim_properties = {p.name: p.value for p in methods["dkim"].properties}
     assert dkim_properties["d"] == "pass.example"
     assert dkim_properties["s"] == "sel"
     assert len(dkim_properties["b"]) == 8
     dmarc_properties = {p.name: p.value for p in methods["dmarc"].properties}
     assert dmarc_properties["from"] == "pass.example"
+
+
+async def test_policy_looked_up_once_per_message(auth_server) -> None:
+    async with auth_server() as server:
+        reply = await send(server, message_from("sender@pass.example"))
+        assert reply.code == 250
+        queries = list(server.dns.queries)
+    # Discovery starts before SPF, and the DMARC check reuses its result.
+    assert queries.count(("_dmarc.pass.example", "TXT")) == 1
+    assert queries.count(("pass.example", "TXT")) == 1

@@ -12,8 +12,8 @@ authentication results it recorded.
 A message over `authentication.dkim_max_message_size` is not verified
 and gets `arc=none` with a comment. A failed key lookup makes the chain
 fail, since RFC 8617 defines no temporary error for ARC, and the comment
-names the failed lookup. dkimpy is synchronous, so verification runs in an executor thread,
-with keys looked up through `dnsutil.TxtLookup`.
+names the failed lookup. dkimpy is synchronous, so verification runs in
+an executor thread, with keys looked up through `dnsutil.TxtLookup`.
 """
 
 from __future__ import annotations
