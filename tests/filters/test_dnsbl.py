@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 
 import pytest
+from pydantic import ValidationError
 
 from garrison.config import Settings
 from garrison.config.schema import ReputationSettings
@@ -135,6 +136,12 @@ def test_site_without_filter_matches_any_record() -> None:
 def test_parse_site_rejects_invalid(text: str) -> None:
     with pytest.raises(SiteError):
         parse_site(text)
+
+
+@pytest.mark.parametrize("text", ["zen example", "zen.example=127.0.0", "zen.example*"])
+def test_settings_reject_invalid_site(text: str) -> None:
+    with pytest.raises(ValidationError, match="invalid DNS list"):
+        ReputationSettings(dnsbl_sites=[text])
 
 
 def test_query_name_reverses_ipv4_octets() -> None:

@@ -200,6 +200,32 @@ def test_cache_reloads_after_interval(lists: PolicyLists, settings: Settings) ->
     assert cache.decide_client("192.0.2.1") is not None
 
 
+def test_cache_sees_replaced_entry(lists: PolicyLists, settings: Settings) -> None:
+    lists.add("block", "192.0.2.1")
+    second = lists.add("block", "192.0.2.2")
+    cache = PolicyCache(settings.db_path, 0)
+    assert cache.decide_client("192.0.2.2") is not None
+    # Same count and, once SQLite reuses the freed id, the same id sum.
+    time.sleep(0.01)
+    lists.remove(str(second.id))
+    lists.add("block", "192.0.2.3")
+    assert cache.decide_client("192.0.2.2") is None
+    assert cache.decide_client("192.0.2.3") is not None
+
+
+def test_network_prefixes_match(lists: PolicyLists, settings: Settings) -> None:
+    lists.add("block", "0.0.0.0/0", "domain:example.test")
+    lists.add("allow", "203.0.113.0/24", f"user:{ALICE}")
+    lists.add("allow", "203.0.113.128/25", f"user:{ALICE}")
+    cache = PolicyCache(settings.db_path, 0)
+    assert cache.decide_account(ALICE, "203.0.113.200", "").entry in {
+        "203.0.113.0/24",
+        "203.0.113.128/25",
+    }
+    assert cache.decide_account(ALICE, "198.51.100.1", "").entry == "0.0.0.0/0"
+    assert cache.decide_account(ALICE, "2001:db8::1", "") is None
+
+
 # -- CLI ---------------------------------------------------------------------
 
 

@@ -567,8 +567,28 @@ class RspamdSettings(Section):
     )
 
 
+# ZONE[=FILTER][*WEIGHT] of a DNS list; the octet values are range-checked
+# when garrison.filters.reputation parses the list at startup.
+_DNS_LIST_OCTET = r"(?:[0-9]{1,3}|\[[0-9.;]+\])"
+_DNS_LIST_SITE = re.compile(
+    rf"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*\.?"
+    rf"(?:={_DNS_LIST_OCTET}(?:\.{_DNS_LIST_OCTET}){{3}})?(?:\*[0-9]+)?"
+)
+
+
 class ReputationSettings(Section):
     """DNS block and allow lists checked for clients of the MX listeners."""
+
+    @field_validator("dnsbl_sites", "dnswl_sites")
+    @classmethod
+    def _sites_are_valid(cls, value: list[str]) -> list[str]:
+        for site in value:
+            if not _DNS_LIST_SITE.fullmatch(site.strip()):
+                raise ValueError(
+                    f"invalid DNS list {site!r}; expected ZONE[=FILTER][*WEIGHT], "
+                    "e.g. zen.example=127.0.0.[2..11]*3"
+                )
+        return value
 
     dnsbl_sites: list[str] = Field(
         default_factory=list,

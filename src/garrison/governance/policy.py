@@ -37,6 +37,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import re
+import socket
 import sqlite3
 import time
 from collections.abc import Iterable
@@ -270,7 +271,9 @@ class PolicyLists:
 class _Rules:
     """The entries of one action in one scope, indexed for matching."""
 
-    networks: list[tuple[Network, str]] = field(default_factory=list)
+    # (IP version, prefix length) -> {network address as int: entry}, so a
+    # match costs one dict lookup per prefix length in use, not one per entry.
+    networks: dict[tuple[int, int], dict[int, str]] = field(default_factory=dict)
     addresses: set[str] = field(default_factory=set)
     domains: set[str] = field(default_factory=set)
     # Domains written with a leading dot: they also match subdomains.
@@ -278,7 +281,8 @@ class _Rules:
 
     def add(self, kind: str, entry: str) -> None:
         if kind == "network":
-            self.networks.append((ipaddress.ip_network(entry), entry))
+            version, prefix, network = _parse_stored_network(entry)
+            self.networks.setdefault((version, prefix), {})[network] = entry
         elif kind == "address":
             self.addresses.add(entry)
         elif entry.startswith("."):
@@ -289,8 +293,13 @@ class _Rules:
     def match_client(self, ip: ipaddress.IPv4Address | ipaddress.IPv6Address | None) -> str | None:
         if ip is None:
             return None
-        for network, entry in self.networks:
-            if network.version == ip.version and ip in network:
+        value = int(ip)
+        bits = ip.max_prefixlen
+        for (version, prefix), networks in self.networks.items():
+            if version != ip.version:
+                continue
+            entry = networks.get(value >> (bits - prefix) << (bits - prefix))
+            if entry is not None:
                 return entry
         return None
 
@@ -310,6 +319,23 @@ class _Rules:
             if parent in self.parents:
                 return "." + parent
         return None
+
+
+def _parse_stored_network(entry: str) -> tuple[int, int, int]:
+    """Return (version, prefix length, address as int) of a stored network.
+
+    Stored networks are normalized by `parse_entry`, so socket.inet_pton
+    suffices; it is about 20 times faster than ipaddress.ip_network, which
+    matters when a worker reloads thousands of entries on the event loop.
+    Raises ValueError (OSError is one) for a malformed entry.
+    """
+    address, _, prefix = entry.partition("/")
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    packed = socket.inet_pton(family, address)
+    length = int(prefix)
+    if not 0 <= length <= len(packed) * 8:
+        raise ValueError(f"invalid prefix length in {entry!r}")
+    return (6 if family == socket.AF_INET6 else 4), length, int.from_bytes(packed)
 
 
 def client_address(
@@ -333,10 +359,7 @@ class PolicyCache:
         self.refresh_interval = refresh_interval
         self._scopes: dict[tuple[str, str], dict[str, _Rules]] = {}
         self._loaded_at: float | None = None
-
-    def __len__(self) -> int:
-        self._refresh()
-        return len(self._scopes)
+        self._fingerprint: tuple[object, ...] | None = None
 
     def decide_client(self, client_ip: str) -> Decision | None:
         """Return the server-level decision on a client address, if any."""
@@ -386,6 +409,9 @@ class PolicyCache:
         return None
 
     def _refresh(self) -> None:
+        # NOTE: the reload runs on the event loop. An unchanged table costs
+        # one aggregate query; re-reading 20,000 entries took about 0.1 s
+        # on a 2-core test VM, so very large lists delay sessions briefly.
         now = time.monotonic()
         if self._loaded_at is not None and now - self._loaded_at < self.refresh_interval:
             return
@@ -393,6 +419,13 @@ class PolicyCache:
         try:
             conn = connect(self.db_path, readonly=True)
             try:
+                # Every add or remove changes the count, the id sum or the
+                # newest creation time, so an unchanged table is not re-read.
+                fingerprint = conn.execute(
+                    "SELECT count(*), total(id), max(created_at) FROM policy_entries"
+                ).fetchone()
+                if fingerprint == self._fingerprint:
+                    return
                 rows = conn.execute(
                     "SELECT level, owner, action, kind, entry FROM policy_entries"
                 ).fetchall()
@@ -404,6 +437,7 @@ class PolicyCache:
             event(log, "policy_reload_failed", level=logging.ERROR, error=str(exc))
             return
         self._scopes = _index(rows)
+        self._fingerprint = fingerprint
 
 
 def _index(rows: Iterable[tuple[str, str, str, str, str]]) -> dict[tuple[str, str], dict[str, _Rules]]:
@@ -412,6 +446,6 @@ def _index(rows: Iterable[tuple[str, str, str, str, str]]) -> dict[tuple[str, st
         rules = scopes.setdefault((level, owner), {}).setdefault(action, _Rules())
         try:
             rules.add(kind, entry)
-        except ValueError:
+        except (ValueError, OSError):
             event(log, "policy_entry_invalid", level=logging.WARNING, entry=entry)
     return scopes
