@@ -14,6 +14,7 @@ from garrison.filters.dnsutil import (
 )
 from garrison.filters.spf import evaluate
 from tests.filters.authzone import (
+    SENDER_ZONE,
     header_of,
     mailbox,
     message_from,
@@ -155,6 +156,24 @@ async def test_spf_result_over_smtp(auth_server, mail_from, result, caplog) -> N
     lines = [r.getMessage() for r in caplog.records if "event=spf " in r.getMessage()]
     assert len(lines) == 1
     assert f"result={result}" in lines[0]
+
+
+async def test_record_cannot_inject_header_fields(auth_server) -> None:
+    zone = dict(SENDER_ZONE)
+    # \013\010 is CR LF in zone-file syntax.
+    zone[("inject.example", "TXT")] = ['"v=spf1 foo\\013\\010X-Injected: yes -all"']
+    async with auth_server(zone) as server:
+        reply = await send(
+            server,
+            message_from("sender@inject.example"),
+            mail_from="sender@inject.example",
+        )
+        assert reply.code == 250
+        [stored] = mailbox(server, "INBOX")
+    header = header_of(stored)
+    assert b"\r\nX-Injected:" not in header
+    assert b"spf=permerror smtp.mailfrom=inject.example" in header
+    assert b'problem="foo  X-Injected:"' in header
 
 
 async def test_spf_fail_rejected_when_configured(auth_server) -> None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -46,6 +47,10 @@ Lookup = Callable[[str, str, "float | None"], list[tuple[tuple[str, str], object
 _OLD_RESULTS = {"unknown": "permerror", "error": "temperror"}
 
 _thread_lookup = threading.local()
+
+# pyspf copies text from the sender's SPF record (an unknown mechanism, for
+# one) into the Received-SPF value, and a TXT string may contain CR and LF.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def _dns_lookup(
@@ -103,7 +108,7 @@ def evaluate(
         )
         result, _code, explanation = query.check()
         result = _OLD_RESULTS.get(result, result)
-        header = query.get_header(result, receiver=receiver)
+        header = _CONTROL.sub(" ", query.get_header(result, receiver=receiver))
     except Exception as exc:  # noqa: BLE001 - pyspf must not fail the delivery
         # NOTE: pyspf raises plain exceptions for a few malformed inputs (an
         # invalid client address); they count as a temporary error here.
