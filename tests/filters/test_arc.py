@@ -128,3 +128,9 @@ def test_invalid_base64_seal_fails(lookup) -> None:
     assert (
         verify_chain(sealed[:start] + b"abc" + sealed[end:], lookup, 3).result == "fail"
     )
+
+
+def test_time_limit_spent_fails(lookup) -> None:
+    chain = verify_chain(through_list(), lookup, 3, time_limit=0)
+    assert chain.result == "fail"
+    assert chain.reason == "key lookup failed"

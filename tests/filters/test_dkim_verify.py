@@ -167,3 +167,9 @@ def test_header_starting_with_space_is_neutral(lookup) -> None:
     [result] = verify(b" folded\r\n" + dkim_sign(RSA, MESSAGE), lookup)
     assert result.result == "neutral"
     assert result.reason == "malformed header section"
+
+
+def test_time_limit_spent_is_temperror(lookup) -> None:
+    signed = dkim_sign(ED25519, dkim_sign(RSA, MESSAGE))
+    results = verify(signed, lookup, time_limit=0)
+    assert [r.result for r in results] == ["temperror", "temperror"]

@@ -682,6 +682,13 @@ class AuthenticationSettings(Section):
         "chain are verified. A larger message gets dkim=neutral and arc=none "
         "with a comment, because verification holds the whole message in memory.",
     )
+    dkim_time_limit: float = Field(
+        20.0,
+        gt=0,
+        description="Seconds the key lookups for the DKIM signatures of one "
+        "message may take together, and again for its ARC chain; signatures "
+        "left then get dkim=temperror, and the chain arc=fail.",
+    )
     dkim_max_signatures: int = Field(
         8,
         ge=1,

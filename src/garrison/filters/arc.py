@@ -10,10 +10,13 @@ anyone can seal a chain, and only a sealer we trust vouches for the
 authentication results it recorded.
 
 A message over `authentication.dkim_max_message_size` is not verified
-and gets `arc=none` with a comment. A failed key lookup makes the chain
-fail, since RFC 8617 defines no temporary error for ARC, and the comment
-names the failed lookup. dkimpy is synchronous, so verification runs in
-an executor thread, with keys looked up through `dnsutil.TxtLookup`.
+and gets `arc=none` with a comment. The key lookups of one chain share
+the `authentication.dkim_time_limit` budget, since a chain may carry many
+ARC sets with two keys each, and dkimpy 1.1 verifies every set. A failed
+key lookup makes the chain fail, since RFC 8617 defines no temporary
+error for ARC, and the comment names the failed lookup. dkimpy is
+synchronous, so verification runs in an executor thread, with keys looked
+up through `dnsutil.TxtLookup`.
 """
 
 from __future__ import annotations
@@ -49,9 +52,17 @@ class ChainResult:
     reason: str = ""
 
 
-def verify_chain(message: bytes, lookup: TxtLookup, timeout: float) -> ChainResult:
-    """Validate the ARC chain; blocking, so run it in an executor. Never raises."""
-    lookup.reset()
+def verify_chain(
+    message: bytes,
+    lookup: TxtLookup,
+    timeout: float,
+    time_limit: float | None = None,
+) -> ChainResult:
+    """Validate the ARC chain; blocking, so run it in an executor. Never raises.
+
+    `time_limit` bounds the key lookups of all ARC sets together.
+    """
+    lookup.start(time_limit)
     try:
         verifier = dkim.ARC(
             message, minkey=MIN_RSA_KEY_BITS, timeout=timeout, logger=_QUIET
@@ -96,7 +107,12 @@ class ARCCheck:
         if message.blob.size > self.settings.dkim_max_message_size:
             return ChainResult("none", reason="message too large to verify")
         lookup = self.lookup or TxtLookup(self.resolver)
-        return verify_chain(message.read()[message.trace_end :], lookup, self.timeout)
+        return verify_chain(
+            message.read()[message.trace_end :],
+            lookup,
+            self.timeout,
+            self.settings.dkim_time_limit,
+        )
 
     async def check(self, message: InboundMessage, verdict: Verdict) -> CheckResult:
         started = time.monotonic()

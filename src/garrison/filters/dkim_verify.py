@@ -18,7 +18,8 @@ Results:
   body, in memory;
 - policy: a signature past `dkim_max_signatures`, not verified;
 - permerror: no key or an unusable key in DNS;
-- temperror: the key lookup timed out or failed.
+- temperror: the key lookup timed out or failed, or
+  `authentication.dkim_time_limit` ran out before it.
 
 dkimpy is synchronous, so verification runs in an executor thread. Keys
 are looked up through `dnsutil.TxtLookup` on the configured name servers.
@@ -143,14 +144,17 @@ def verify_message(
     max_signatures: int,
     timeout: float,
     too_large: bool = False,
+    time_limit: float | None = None,
 ) -> list[SignatureResult]:
     """Verify the message's DKIM signatures; blocking, so run it in an executor.
 
     `message` is the whole message as received, or only its header section
-    when `too_large` is set, in which case no signature is verified. Never
+    when `too_large` is set, in which case no signature is verified.
+    `time_limit` bounds the key lookups of all signatures together. Never
     raises for a malformed message: what cannot be verified gets neutral or
     permerror.
     """
+    lookup.start(time_limit)
     try:
         fields = signature_fields(message)
     except dkim.DKIMException:
@@ -211,6 +215,7 @@ class DKIMCheck:
             max_signatures=self.settings.dkim_max_signatures,
             timeout=self.timeout,
             too_large=too_large,
+            time_limit=self.settings.dkim_time_limit,
         )
 
     async def check(self, message: InboundMessage, verdict: Verdict) -> CheckResult:

@@ -13,6 +13,8 @@ error (`DNSTemporaryError`), which the checks report as `temperror`.
 
 from __future__ import annotations
 
+import time
+
 import dns.exception
 import dns.name
 import dns.nameserver
@@ -90,19 +92,33 @@ class TxtLookup:
     dkimpy turns every lookup failure into a failed signature, so the
     lookup records a temporary error in `temporary_error` for the caller to
     report `temperror` instead, and `missing` when no record was found.
+    `start(time_limit)` bounds all lookups for one message: past the
+    deadline a lookup fails at once as a temporary error.
     """
 
     def __init__(self, resolver: dns.resolver.Resolver) -> None:
         self.resolver = resolver
         self.temporary_error = False
         self.missing = False
+        self.deadline: float | None = None
+
+    def start(self, time_limit: float | None) -> None:
+        """Begin one message: clear the flags and set the deadline, if any."""
+        self.reset()
+        self.deadline = None if time_limit is None else time.monotonic() + time_limit
 
     def reset(self) -> None:
+        """Clear the error flags before the next signature."""
         self.temporary_error = False
         self.missing = False
 
     def __call__(self, name: bytes | str, timeout: float = 5) -> bytes | None:
         text = name.decode("ascii", "replace") if isinstance(name, bytes) else name
+        if self.deadline is not None:
+            timeout = min(timeout, self.deadline - time.monotonic())
+            if timeout <= 0:
+                self.temporary_error = True
+                return None
         try:
             records = resolve(self.resolver, text, "TXT", timeout)
         except DNSTemporaryError:
