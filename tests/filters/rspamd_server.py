@@ -2,15 +2,16 @@
 
 `start_rspamd()` runs Debian's rspamd (package rspamd, installed by
 scripts/install-test-deps.sh) in the foreground with a config written into
-a temporary directory: one normal worker on 127.0.0.1 at a free port, no
-controller, proxy or fuzzy worker, and only modules that need neither Redis
-nor the network. The config does not include /etc/rspamd/modules.d, so no
-plugin that queries DNS blocklists, fuzzy hashes or HTTP maps is loaded,
-and the C modules are limited to regexp and chartable (no dkim, no
-fuzzy_check). rspamd's resolver is pointed at a closed UDP port on
-127.0.0.1, so a lookup that some rule might still make fails on loopback
-and never reaches another address. The TLD list is a few lines, because
-compiling the full public suffix list takes about ten seconds.
+a temporary directory. The config has one normal worker on 127.0.0.1 at a
+free port and no controller, proxy or fuzzy worker. It loads only modules
+that need neither Redis nor the network. The config does not include
+/etc/rspamd/modules.d, so no plugin that queries DNS blocklists, fuzzy
+hashes or HTTP maps is loaded, and the C modules are limited to regexp
+and chartable (no dkim, no fuzzy_check). rspamd's resolver is pointed at
+a closed UDP port on 127.0.0.1, so a lookup that some rule might still
+make fails on loopback and never reaches another address. The TLD list is
+a few lines, because compiling the full public suffix list took about ten
+seconds here.
 
 Actions: greylist at 4, add header at 6, reject at 15. A local rule,
 GARRISON_TEST_SPAM, scores 7 for a Subject containing SPAM_MARKER, and
@@ -46,7 +47,7 @@ GTUBE = b"XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
 SPAM_MARKER = "garrison-test-spam"
 GREYLIST_MARKER = "garrison-test-greylist"
 START_TIMEOUT = 30.0
-# Debian's package creates this user; rspamd does not run workers as root.
+# Debian's package creates this user. Under root, rspamd's workers run as it.
 RSPAMD_USER = "_rspamd"
 
 CONFIG = """\
@@ -149,7 +150,7 @@ def write_config(directory: Path, port: int, dns_port: int) -> Path:
 
 
 def _wait_ready(rspamd: Rspamd) -> None:
-    """Wait until rspamd answers GET /ping; fail after START_TIMEOUT."""
+    """Wait until rspamd replies to GET /ping; fail after START_TIMEOUT."""
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if rspamd.process.poll() is not None:

@@ -181,8 +181,8 @@ async def test_nothing_listening_defers(rspamd_server) -> None:
 async def test_large_message_streamed_from_file(rspamd_server, shared_rspamd) -> None:
     # Over the blob store's 1 MiB in-memory limit, so the check streams the
     # committed blob file to rspamd.
-    # rspamd answers only after it has read Content-Length bytes, so a
-    # reply at all shows the whole body arrived.
+    # rspamd replies only after it has read Content-Length bytes, so any
+    # reply shows that the whole body arrived.
     filler = (b"y" * 76 + b"\r\n") * 20_000
     spam = message(f"offer {SPAM_MARKER}", filler)
     ham = message("lunch", filler)

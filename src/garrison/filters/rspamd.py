@@ -285,7 +285,7 @@ async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
 
 
 class RspamdCheck:
-    """The inbound check that asks rspamd for a verdict on each message."""
+    """The inbound check that requests rspamd's verdict on each message."""
 
     name = "rspamd"
 
@@ -300,10 +300,10 @@ class RspamdCheck:
     async def check(
         self, message: InboundMessage, verdict: Verdict
     ) -> CheckResult | None:
-        """Return rspamd's verdict as a CheckResult; never raises.
+        """Return rspamd's verdict as a CheckResult.
 
         A message above `max_size` is not checked (None). A failure of rspamd
-        or of reading the blob takes the `on_error` action.
+        or of reading the blob does not raise but takes the `on_error` action.
         """
         started = time.monotonic()
         size = message.blob.size
@@ -342,7 +342,8 @@ class RspamdCheck:
         envelope = message.envelope
         headers = [
             ("Queue-Id", envelope.queue_id),
-            # rspamd reads an empty From as the null reverse-path of a bounce.
+            # "<>" is the null reverse-path of a bounce; rspamd 3.4 then does
+            # not compare the envelope sender with the From field.
             ("From", f"<{envelope.mail_from}>"),
             ("MTA-Name", self.mta_name),
         ]
@@ -351,8 +352,8 @@ class RspamdCheck:
         if envelope.helo:
             headers.append(("Helo", envelope.helo))
         # NOTE: no Hostname header (the client's reverse DNS name), because
-        # the SMTP session does not resolve it; rspamd then treats the name
-        # as unknown.
+        # the SMTP session does not resolve it, so rspamd rules that read
+        # the client's host name see none.
         headers += [("Rcpt", f"<{rcpt.address}>") for rcpt in envelope.recipients]
         if self.settings.password:
             headers.append(("Password", self.settings.password))
