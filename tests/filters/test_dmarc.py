@@ -436,3 +436,19 @@ async def test_policy_looked_up_once_per_message(auth_server) -> None:
     # Discovery starts before SPF, and the DMARC check reuses its result.
     assert queries.count(("_dmarc.pass.example", "TXT")) == 1
     assert queries.count(("pass.example", "TXT")) == 1
+
+
+def test_invalid_from_follows_domain_policy(settings) -> None:
+    check = failing_check(settings, dmarc_domain_policy={"b.test": "quarantine-only"})
+    header = b"From: a@one.example, b@two.example\r\n"
+    enforced = check._invalid_from(
+        inbound(("x@a.test", 1), header=header), author_domains(header)
+    )
+    assert enforced.reject is not None
+    assert enforced.reject.text.startswith("Message rejected: it must have one From")
+    weakened = check._invalid_from(
+        inbound(("y@b.test", 2), header=header), author_domains(header)
+    )
+    assert weakened.reject is None
+    assert weakened.junk is True
+    assert weakened.auth_results == ["dmarc=permerror (several author domains)"]

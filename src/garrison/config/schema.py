@@ -698,7 +698,8 @@ class AuthenticationSettings(Section):
     dmarc_invalid_from: Literal["reject", "record"] = Field(
         "reject",
         description="Action on a message without exactly one From field naming "
-        "one domain (RFC 7489 §6.6.1): reject (550 5.7.1) or record "
+        "one domain (RFC 7489 §6.6.1): reject (handled as a DMARC failure under "
+        "p=reject, so 550 5.7.1 unless dmarc_domain_policy weakens it) or record "
         "(dmarc=none without a From field, dmarc=permerror otherwise).",
     )
     dmarc_domain_policy: dict[str, Literal["enforce", "quarantine-only", "monitor"]] = (

@@ -22,8 +22,9 @@ may then weaken it for some or all recipients.
 - A failure is overridden (disposition none) when the ARC chain passed
   and its newest sealer is in `authentication.arc_trusted_sealers`.
 - Messages without exactly one From field naming one domain (§6.6.1) are
-  rejected with `authentication.dmarc_invalid_from = "reject"` (the
-  default, since RFC 5322 §3.6 allows exactly one From field). Otherwise
+  treated as failing under p=reject with `authentication.dmarc_invalid_from
+  = "reject"` (the default, since RFC 5322 §3.6 allows exactly one From
+  field), so the local domain policy below applies to them too. Otherwise
   a message with no From field gets dmarc=none and any other such message
   dmarc=permerror. A From field with several addresses in one domain is
   evaluated for that domain.
@@ -66,6 +67,7 @@ from garrison.filters.verdict import CheckResult, InboundMessage, Verdict
 from garrison.observability.log import event
 from garrison.queue.routing import build_resolver
 from garrison.smtp import replies
+from garrison.smtp.replies import Reply
 
 log = logging.getLogger("garrison.filters.dmarc")
 
@@ -173,7 +175,7 @@ class DMARCCheck:
         authors = author_domains(message.header[message.trace_end :])
         domain = authors.single
         if domain is None:
-            result = self._invalid_from(authors)
+            result = self._invalid_from(message, authors)
             self._log(message, started, result, authors.domains[:1] or ("",))
             return result
         discovery = await self._discover(domain, verdict)
@@ -190,7 +192,9 @@ class DMARCCheck:
             return discovery
         return await discover_policy(self.resolver, domain)
 
-    def _invalid_from(self, authors: AuthorDomains) -> CheckResult:
+    def _invalid_from(
+        self, message: InboundMessage, authors: AuthorDomains
+    ) -> CheckResult:
         if authors.fields == 0:
             reason = "no From field"
         elif authors.fields > 1:
@@ -200,13 +204,16 @@ class DMARCCheck:
         else:
             reason = "no valid author domain"
         if self.settings.dmarc_invalid_from == "reject":
-            # RFC 7489 §6.6.1: such messages are typically rejected.
-            return CheckResult(
+            # RFC 5322 §3.6: a message has exactly one From field. Without
+            # one author domain DMARC cannot be evaluated, so the message is
+            # treated as failing under p=reject, per recipient domain.
+            result = CheckResult(
                 self.name,
                 auth_results=[f"dmarc=permerror {comment(reason)}"],
-                reject=replies.INVALID_FROM,
-                details={"result": "permerror", "action": "reject"},
+                details={"result": "permerror"},
             )
+            self._apply(result, message, "reject", replies.INVALID_FROM)
+            return result
         status = "none" if authors.fields == 0 else "permerror"
         return CheckResult(
             self.name,
@@ -259,7 +266,8 @@ class DMARCCheck:
             auth_results=[f"dmarc={status} {comment(' '.join(notes))} {from_property}"],
             details={"result": status, "policy": policy, "disposition": disposition},
         )
-        self._apply(result, message, disposition, domain)
+        reply = replies.DMARC_REJECTED.format(domain=domain)
+        self._apply(result, message, disposition, reply)
         return result
 
     def _spf_aligned(self, verdict: Verdict, domain: str, record: DMARCRecord) -> bool:
@@ -297,7 +305,7 @@ class DMARCCheck:
         result: CheckResult,
         message: InboundMessage,
         disposition: str,
-        domain: str,
+        reply: Reply,
     ) -> None:
         """Set the reject or Junk action of a disposition, per recipient domain."""
         if disposition == "none":
@@ -307,7 +315,7 @@ class DMARCCheck:
             (self._mode(rcpt.address), rcpt) for rcpt in message.envelope.recipients
         ]
         if disposition == "reject" and all(mode == "enforce" for mode, _ in modes):
-            result.reject = replies.DMARC_REJECTED.format(domain=domain)
+            result.reject = reply
             result.details["action"] = "reject"
             return
         acting = [rcpt for mode, rcpt in modes if mode != "monitor"]
