@@ -170,7 +170,17 @@ class RspamdClient:
             raise RspamdError(
                 f"rspamd check timed out after {self.timeout:g} seconds"
             ) from None
-        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
+        except asyncio.IncompleteReadError as exc:
+            raise RspamdError(
+                f"rspamd closed the connection after {len(exc.partial)} bytes "
+                "of an incomplete reply"
+            ) from exc
+        except asyncio.LimitOverrunError as exc:
+            raise RspamdError(
+                "rspamd reply has a header section or chunk line longer than "
+                f"{MAX_RESPONSE_HEADER_SIZE} bytes"
+            ) from exc
+        except OSError as exc:
             raise RspamdError(f"rspamd connection failed: {exc!r}") from exc
 
     async def _check(
