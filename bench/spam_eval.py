@@ -189,8 +189,7 @@ def measure_database(
         conn.close()
     timings.sort()
     print(
-        f"
-SQLite counts ({rows} token rows): {len(timings)} messages of 8-12 KiB, "
+        f"\nSQLite counts ({rows} token rows): {len(timings)} messages of 8-12 KiB, "
         f"analysis + classification median {statistics.median(timings) * 1000:.2f} ms, "
         f"p95 {timings[int(len(timings) * 0.95)] * 1000:.2f} ms"
     )
