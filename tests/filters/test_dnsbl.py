@@ -20,12 +20,11 @@ from garrison.config import Settings
 from garrison.config.schema import ReputationSettings
 from garrison.filters.reputation import (
     ClientReputation,
-    DNSListSite,
     SiteError,
     parse_site,
     query_name,
 )
-from garrison.filters.verdict import CheckChain, CheckResult, InboundMessage, Verdict
+from garrison.filters.verdict import CheckResult, InboundMessage, Verdict
 from garrison.governance.policy import PolicyCache
 from garrison.queue.routing import build_resolver
 from garrison.server.runner import Runner
@@ -45,6 +44,8 @@ ZONE = {
     ("2.0.0.127.second.test", "A"): ["127.0.0.4"],
     ("3.0.0.127.bl.test", "A"): ["127.0.0.2"],
     ("3.0.0.127.wl.test", "A"): ["127.0.10.1"],
+    # 2001:db8::2 on the block list, as RFC 5782 §2.4 nibbles.
+    ("2." + "0." * 23 + "8.b.d.0.1.0.0.2.bl.test", "A"): ["127.0.0.2"],
     # A list's "query refused" code, which a filter must ignore.
     ("2.0.0.127.errors.test", "A"): ["127.255.255.254"],
     ("bl.test", "SOA"): ["ns.bl.test. admin.bl.test. 1 3600 600 86400 60"],
@@ -72,7 +73,7 @@ ServerFactory = Callable[..., AbstractAsyncContextManager[RunningServer]]
 
 @pytest.fixture
 def dnsbl_server(settings: Settings, dns_server) -> ServerFactory:  # noqa: F811
-    """Return a factory running the server with [reputation] options and the DNS zone."""
+    """Return a factory running the server with [reputation] options and ZONE."""
 
     @asynccontextmanager
     async def run(**options: object) -> AsyncIterator[RunningServer]:
@@ -130,8 +131,15 @@ def test_site_without_filter_matches_any_record() -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["", "=127.0.0.2", "zen.example=127.0.0", "zen.example=127.0.0.[2..300]",
-     "zen.example=127.0.0.[x]", "zen.example*x", "zen example"],
+    [
+        "",
+        "=127.0.0.2",
+        "zen.example=127.0.0",
+        "zen.example=127.0.0.[2..300]",
+        "zen.example=127.0.0.[x]",
+        "zen.example*x",
+        "zen example",
+    ],
 )
 def test_parse_site_rejects_invalid(text: str) -> None:
     with pytest.raises(SiteError):
@@ -162,7 +170,9 @@ def test_query_name_ignores_non_address() -> None:
 # -- lookups -----------------------------------------------------------------
 
 
-def reputation_for(settings: Settings, dns: DNSServer, **options: object) -> ClientReputation:
+def reputation_for(
+    settings: Settings, dns: DNSServer, **options: object
+) -> ClientReputation:
     configured = settings.model_copy(
         update={"dns": settings.dns.model_copy(update={"nameservers": [dns.address]})}
     )
@@ -176,7 +186,9 @@ def reputation_for(settings: Settings, dns: DNSServer, **options: object) -> Cli
 async def test_lookup_adds_weights_of_listing_zones(settings, dns_server) -> None:  # noqa: F811
     dns = dns_server(ZONE)
     reputation = reputation_for(
-        settings, dns, dnsbl_sites=["bl.test*2", "second.test", "other.test"],
+        settings,
+        dns,
+        dnsbl_sites=["bl.test*2", "second.test", "other.test"],
         dnsbl_threshold=3,
     )
     result = await reputation.lookup(LISTED)
@@ -188,9 +200,20 @@ async def test_lookup_adds_weights_of_listing_zones(settings, dns_server) -> Non
     assert result.symbols() == {"DNSBL_bl.test": 2.0, "DNSBL_second.test": 1.0}
 
 
+async def test_lookup_ipv6_client(settings, dns_server) -> None:  # noqa: F811
+    dns = dns_server(ZONE)
+    reputation = reputation_for(settings, dns, dnsbl_sites=["bl.test"])
+    listed = await reputation.lookup("2001:db8::2")
+    clean = await reputation.lookup("2001:db8::3")
+    assert listed.listed
+    assert not clean.listed
+
+
 async def test_lookup_below_threshold_not_listed(settings, dns_server) -> None:  # noqa: F811
     dns = dns_server(ZONE)
-    reputation = reputation_for(settings, dns, dnsbl_sites=["bl.test"], dnsbl_threshold=2)
+    reputation = reputation_for(
+        settings, dns, dnsbl_sites=["bl.test"], dnsbl_threshold=2
+    )
     result = await reputation.lookup(LISTED)
     assert result.score == 1
     assert not result.listed
@@ -198,7 +221,9 @@ async def test_lookup_below_threshold_not_listed(settings, dns_server) -> None: 
 
 async def test_lookup_filter_ignores_error_codes(settings, dns_server) -> None:  # noqa: F811
     dns = dns_server(ZONE)
-    reputation = reputation_for(settings, dns, dnsbl_sites=["errors.test=127.0.0.[2..11]"])
+    reputation = reputation_for(
+        settings, dns, dnsbl_sites=["errors.test=127.0.0.[2..11]"]
+    )
     result = await reputation.lookup(LISTED)
     assert result.blocks == []
     assert not result.listed
@@ -207,7 +232,10 @@ async def test_lookup_filter_ignores_error_codes(settings, dns_server) -> None: 
 async def test_allow_list_overrides_block_list(settings, dns_server) -> None:  # noqa: F811
     dns = dns_server(ZONE)
     reputation = reputation_for(
-        settings, dns, dnsbl_sites=["bl.test"], dnswl_sites=["wl.test=127.0.[0..255].[0..3]*2"]
+        settings,
+        dns,
+        dnsbl_sites=["bl.test"],
+        dnswl_sites=["wl.test=127.0.[0..255].[0..3]*2"],
     )
     result = await reputation.lookup(ALLOWED)
     assert result.score == 1
@@ -244,7 +272,9 @@ async def test_unreachable_server_times_out_unlisted(settings) -> None:
 async def test_lookup_cached_per_address(settings, dns_server) -> None:  # noqa: F811
     dns = dns_server(ZONE)
     reputation = reputation_for(settings, dns, dnsbl_sites=["bl.test"], cache_ttl=60)
-    first, second = await asyncio.gather(reputation.lookup(LISTED), reputation.lookup(LISTED))
+    first, second = await asyncio.gather(
+        reputation.lookup(LISTED), reputation.lookup(LISTED)
+    )
     third = await reputation.lookup(LISTED)
     assert first is second is third
     assert dns.queries.count(("2.0.0.127.bl.test", "A")) == 1
@@ -347,11 +377,15 @@ async def test_submission_listener_not_screened(settings, dns_server) -> None:  
     from garrison.config import ListenerSettings
 
     dns = dns_server(ZONE)
-    submission = ListenerSettings(name="submission", protocol="submission", port=0, tls="starttls")
+    submission = ListenerSettings(
+        name="submission", protocol="submission", port=0, tls="starttls"
+    )
     configured = settings.model_copy(
         update={
             "listeners": [*settings.listeners, submission],
-            "reputation": ReputationSettings(dnsbl_sites=["bl.test"], dnsbl_reject_at="connect"),
+            "reputation": ReputationSettings(
+                dnsbl_sites=["bl.test"], dnsbl_reject_at="connect"
+            ),
             "dns": settings.dns.model_copy(update={"nameservers": [dns.address]}),
         }
     )
@@ -374,7 +408,9 @@ class Recorder:
     def __init__(self) -> None:
         self.verdicts: list[Verdict] = []
 
-    async def check(self, message: InboundMessage, verdict: Verdict) -> CheckResult | None:
+    async def check(
+        self, message: InboundMessage, verdict: Verdict
+    ) -> CheckResult | None:
         self.verdicts.append(verdict)
         return None
 

@@ -165,7 +165,10 @@ def test_specific_scope_beats_broader(lists: PolicyLists, settings: Settings) ->
     bob = cache.decide_account(BOB, "192.0.2.1", "list@news.example")
     assert (alice.action, alice.scope) == ("allow", f"user:{ALICE}")
     assert (bob.action, bob.scope) == ("block", "domain:example.test")
-    assert cache.decide_account("carol@other.test", "192.0.2.1", "list@news.example").scope == "server"
+    assert (
+        cache.decide_account("carol@other.test", "192.0.2.1", "list@news.example").scope
+        == "server"
+    )
 
 
 def test_dot_domain_matches_subdomains(lists: PolicyLists, settings: Settings) -> None:
@@ -238,7 +241,8 @@ def test_cli_add_list_remove(settings: Settings) -> None:
     assert added.exit_code == 0, added.output
     assert "server\tblock\tnetwork\t198.51.100.0/24" in added.output
     added = cli.invoke(
-        policy_app, ["add", "allow", ".example.org", "--scope", f"user:{ALICE}", "-c", config]
+        policy_app,
+        ["add", "allow", ".example.org", "--scope", f"user:{ALICE}", "-c", config],
     )
     assert added.exit_code == 0, added.output
 
@@ -262,13 +266,18 @@ def test_cli_add_list_remove(settings: Settings) -> None:
         (["add", "block", "192.0.2.1/24"], "has host bits set"),
         (["add", "block", "10.0.0.0/33"], "invalid address or network"),
         (["add", "deny", "192.0.2.1"], "invalid action"),
-        (["add", "block", "x.example", "--scope", "domain:nowhere.test"], "not a local domain"),
+        (
+            ["add", "block", "x.example", "--scope", "domain:nowhere.test"],
+            "not a local domain",
+        ),
         (["add", "block", "x.example", "--scope", "everyone"], "invalid scope"),
         (["list", "--scope", "user:"], "invalid scope"),
         (["remove", "42"], "no policy entry matches"),
     ],
 )
-def test_cli_rejects_invalid_input(settings: Settings, arguments: list[str], message: str) -> None:
+def test_cli_rejects_invalid_input(
+    settings: Settings, arguments: list[str], message: str
+) -> None:
     config = str(settings.server.data_dir / "garrison.toml")
     result = CliRunner().invoke(policy_app, [*arguments, "-c", config])
     assert result.exit_code == 1
@@ -439,4 +448,7 @@ def mailbox(server: RunningServer, address: str, name: str) -> list[bytes]:
     account = server.directory.resolve_recipient(address).accounts[0]
     found = server.store.get_mailbox(account.id, name)
     assert found is not None, name
-    return [server.store.blobs.read(record.blob_id) for record in server.store.messages(found.id)]
+    return [
+        server.store.blobs.read(record.blob_id)
+        for record in server.store.messages(found.id)
+    ]

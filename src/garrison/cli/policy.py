@@ -24,7 +24,7 @@ policy_app = typer.Typer(
 )
 
 ScopeOption = Annotated[
-    Optional[str],  # noqa: UP007 - typer needs Optional here
+    Optional[str],  # noqa: UP045 - typer needs Optional here
     typer.Option(
         "--scope",
         "-s",

@@ -75,7 +75,10 @@ class DNSListSite:
         octets = address.split(".")
         if len(octets) != 4 or not all(octet.isdigit() for octet in octets):
             return False
-        return all(int(octet) in allowed for octet, allowed in zip(octets, self.codes))
+        return all(
+            int(octet) in allowed
+            for octet, allowed in zip(octets, self.codes, strict=True)
+        )
 
 
 def _parse_octet(text: str, site: str) -> frozenset[int]:
@@ -189,7 +192,9 @@ class LookupResult:
 
     def symbols(self) -> dict[str, float]:
         """Spam score symbols: DNSBL_<zone> and DNSWL_<zone>."""
-        found = {f"DNSBL_{hit.site.zone}": float(hit.site.weight) for hit in self.blocks}
+        found = {
+            f"DNSBL_{hit.site.zone}": float(hit.site.weight) for hit in self.blocks
+        }
         found.update(
             {f"DNSWL_{hit.site.zone}": -float(hit.site.weight) for hit in self.allows}
         )
@@ -216,7 +221,9 @@ class ClientReputation:
     @classmethod
     def from_settings(cls, settings: Settings) -> ClientReputation:
         """Build the lists for `settings`; raises SiteError for a bad list entry."""
-        policy = PolicyCache(settings.db_path, settings.reputation.policy_refresh_interval)
+        policy = PolicyCache(
+            settings.db_path, settings.reputation.policy_refresh_interval
+        )
         return cls(settings.reputation, policy, build_resolver(settings))
 
     @property
@@ -254,7 +261,7 @@ class ClientReputation:
         done, not_done = await asyncio.wait(tasks, timeout=self.settings.dns_timeout)
         for task in not_done:
             task.cancel()
-        for task, (site, allows) in zip(tasks, sites):
+        for task, (site, allows) in zip(tasks, sites, strict=True):
             if task not in done or task.exception() is not None:
                 result.failed.append(site.zone)
                 continue
@@ -300,9 +307,7 @@ class ClientReputation:
                 error=type(exc).__name__,
             )
             raise
-        return tuple(
-            rdata.address for rdata in answer if site.matches(rdata.address)
-        )
+        return tuple(rdata.address for rdata in answer if site.matches(rdata.address))
 
     def _remember(self, client_ip: str, result: LookupResult) -> None:
         self._cache[client_ip] = (time.monotonic() + self.settings.cache_ttl, result)

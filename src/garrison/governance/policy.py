@@ -154,6 +154,10 @@ def parse_scope(text: str) -> tuple[Level, str]:
     )
 
 
+# `PolicyLists.list` hides the builtin inside the class body.
+EntryList = list[PolicyEntry]
+
+
 def _row_entry(row: tuple[object, ...]) -> PolicyEntry:
     return PolicyEntry(*row)  # type: ignore[arg-type]
 
@@ -198,7 +202,7 @@ class PolicyLists:
             ) from None
         assert cursor.lastrowid is not None
         return PolicyEntry(
-            cursor.lastrowid, level, owner, action, kind, normalized, note, now  # type: ignore[arg-type]
+            cursor.lastrowid, level, owner, action, kind, normalized, note, now
         )
 
     def _check_owner(self, level: Level, owner: str) -> None:
@@ -213,7 +217,7 @@ class PolicyLists:
         if self._conn.execute(sql, (owner,)).fetchone() is None:
             raise PolicyError(f"{owner} is not a local {level}; {hint}")
 
-    def remove(self, target: str, scope: str | None = None) -> list[PolicyEntry]:
+    def remove(self, target: str, scope: str | None = None) -> EntryList:
         """Delete the entry with id `target`, or the entries equal to `target`.
 
         An entry text that is stored in several scopes needs `scope`.
@@ -248,14 +252,14 @@ class PolicyLists:
             )
         return rows
 
-    def list(self, scope: str | None = None) -> list[PolicyEntry]:
+    def list(self, scope: str | None = None) -> EntryList:
         """Return the entries of one scope, or of every scope when None."""
         if scope is None:
             return self._select("", ())
         level, owner = parse_scope(scope)
         return self._select("WHERE level = ? AND owner = ?", (level, owner))
 
-    def _select(self, where: str, args: tuple[object, ...]) -> list[PolicyEntry]:
+    def _select(self, where: str, args: tuple[object, ...]) -> EntryList:
         rows = self._conn.execute(
             f"SELECT {_COLUMNS} FROM policy_entries {where}"
             " ORDER BY level, owner, action, entry",
@@ -290,7 +294,9 @@ class _Rules:
         else:
             self.domains.add(entry)
 
-    def match_client(self, ip: ipaddress.IPv4Address | ipaddress.IPv6Address | None) -> str | None:
+    def match_client(
+        self, ip: ipaddress.IPv4Address | ipaddress.IPv6Address | None
+    ) -> str | None:
         if ip is None:
             return None
         value = int(ip)
@@ -405,7 +411,7 @@ class PolicyCache:
             if matched is None and senders:
                 matched = rules.match_sender(sender)
             if matched is not None:
-                return Decision(action, scope_name, matched)  # type: ignore[arg-type]
+                return Decision(action, scope_name, matched)
         return None
 
     def _refresh(self) -> None:
@@ -413,7 +419,10 @@ class PolicyCache:
         # one aggregate query; re-reading 20,000 entries took about 0.1 s
         # on a 2-core test VM, so very large lists delay sessions briefly.
         now = time.monotonic()
-        if self._loaded_at is not None and now - self._loaded_at < self.refresh_interval:
+        if (
+            self._loaded_at is not None
+            and now - self._loaded_at < self.refresh_interval
+        ):
             return
         self._loaded_at = now
         try:
@@ -440,7 +449,9 @@ class PolicyCache:
         self._fingerprint = fingerprint
 
 
-def _index(rows: Iterable[tuple[str, str, str, str, str]]) -> dict[tuple[str, str], dict[str, _Rules]]:
+def _index(
+    rows: Iterable[tuple[str, str, str, str, str]],
+) -> dict[tuple[str, str], dict[str, _Rules]]:
     scopes: dict[tuple[str, str], dict[str, _Rules]] = {}
     for level, owner, action, kind, entry in rows:
         rules = scopes.setdefault((level, owner), {}).setdefault(action, _Rules())

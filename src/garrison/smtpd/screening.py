@@ -56,9 +56,7 @@ class ClientScreen:
         self.client_ip = client_ip
         self._lookup: asyncio.Future[LookupResult] | None = None
         if screening.reputation.has_dns_lists:
-            self._lookup = asyncio.ensure_future(
-                screening.reputation.lookup(client_ip)
-            )
+            self._lookup = asyncio.ensure_future(screening.reputation.lookup(client_ip))
 
     async def dns_result(self) -> LookupResult | None:
         """Wait for the DNS list lookup; None when there are no lists or it failed."""
