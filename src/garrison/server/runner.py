@@ -15,6 +15,7 @@ import socket
 from typing import Any, Protocol
 
 from garrison.config import ListenerSettings, Settings
+from garrison.net.implicit_tls import start_tls_server
 from garrison.observability.log import event
 from garrison.server.peers import PeerNotifier
 from garrison.server.services import Services
@@ -89,28 +90,27 @@ class Runner:
         try:
             for listener in self.settings.listeners:
                 protocol = build_protocol(listener, self.services)
-                # TODO: asyncio does the implicit-TLS handshake before the
-                # handler runs and does not report a failed one, so such
-                # failures leave no log line. Doing it in the handler with
-                # start_tls loses the ClientHello already buffered.
-                ssl_context = (
-                    self.services.tls_context if listener.tls == "implicit" else None
-                )
                 bound = self.sockets.get(listener.name)
-                if bound is not None:
-                    server = await asyncio.start_server(
+                if listener.tls == "implicit":
+                    server = await start_tls_server(
                         protocol.handle,
+                        self.services.tls_context,
+                        listener.name,
                         sock=bound,
-                        ssl=ssl_context,
+                        host=None if bound is not None else listener.address,
+                        port=None if bound is not None else listener.port,
                         backlog=_BACKLOG,
                         limit=_READ_LIMIT,
+                    )
+                elif bound is not None:
+                    server = await asyncio.start_server(
+                        protocol.handle, sock=bound, backlog=_BACKLOG, limit=_READ_LIMIT
                     )
                 else:
                     server = await asyncio.start_server(
                         protocol.handle,
                         listener.address,
                         listener.port,
-                        ssl=ssl_context,
                         reuse_address=True,
                         backlog=_BACKLOG,
                         limit=_READ_LIMIT,
