@@ -5,16 +5,18 @@ one message, at most `max_tokens`, in the order found (header tokens first,
 so a long body cannot push them out):
 
 - Selected header fields, each token prefixed with the field name:
-  "subject:" words, "from:" address, domain and name words, "reply-to:"
-  domain, "mid:" the Message-ID domain, "x-mailer:" the agent, "ct:" the
-  content types, "charset:" labels, "received:" the relay host domains,
-  and "header:<name>" for every field name present.
+  "subject:" words, "from:", "reply-to:" and "to:" addresses, domains and
+  name words, "mid:" the Message-ID domain, "x-mailer:" the agent, "ct:"
+  the content types, "received:" the relay host domains and
+  "received:ip:" the /24 networks of bracketed addresses in the newest
+  four Received fields, and "header:<name>" for every field name present.
 - Body text of the text/plain and text/html parts: Latin and other
   alphabetic words lower-cased, 3 to 12 characters (a longer word becomes
   "skip:<first character> <length rounded down to 10>", as SpamBayes
   does); CJK runs (Han, Kana, Hangul) as overlapping character bigrams,
   since these scripts have no spaces between words; and "url:" the host of
-  every http(s) link, with its last two labels as a second token.
+  every http(s) link, with its last two labels as a second token, plus
+  "url:path:" for up to 8 words of the link's path and query.
 
 The tokens are whole strings; the token store keys them by a 64-bit hash.
 """
@@ -35,8 +37,10 @@ _CJK = re.compile(
     "[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]+"
 )
 _WORD_STRIP = "\"'()[]{}<>.,;:!?*-_=+|/\\`~"
-_URL_HOST = re.compile(r"https?://([^/\s\"'<>:?#]+)", re.IGNORECASE)
+_URL_HOST = re.compile(r"https?://([^/\s\"'<>:?#]+)([^\s\"'<>]*)", re.IGNORECASE)
+_URL_PIECE = re.compile(r"[^/.?=&#_:;%+-]+")
 _RECEIVED_HOST = re.compile(r"\b(?:from|by)\s+([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
+_RECEIVED_IP = re.compile(r"\[(\d{1,3}(?:\.\d{1,3}){3})\]")
 _HEADER_WORD = re.compile(r"[^\s\"'(),;:<>\[\]]+")
 # Header fields whose words are tokens of their own.
 _WORD_FIELDS = ("subject",)
@@ -98,12 +102,15 @@ def text_tokens(text: str) -> Iterable[str]:
 
 def url_tokens(text: str) -> Iterable[str]:
     """Yield "url:" tokens for the host of every http(s) URL in `text`."""
-    for host in _URL_HOST.findall(text):
+    for host, path in _URL_HOST.findall(text):
         host = host.lower().rstrip(".")
         yield "url:" + host
         labels = host.split(".")
         if len(labels) > 2:
             yield "url:" + ".".join(labels[-2:])
+        for piece in _URL_PIECE.findall(path[:200].lower())[:8]:
+            if MIN_WORD <= len(piece) <= MAX_WORD:
+                yield "url:path:" + piece
 
 
 def _header_tokens(content: MessageContent, collector: _Collector) -> None:
@@ -120,6 +127,7 @@ def _header_tokens(content: MessageContent, collector: _Collector) -> None:
                 collector.add(f"{name}:{run[index : index + 2]}")
     _address_tokens(content, "from", collector)
     _address_tokens(content, "reply-to", collector)
+    _address_tokens(content, "to", collector)
     message_id = content.header("message-id")
     if message_id:
         domain = message_id.rpartition("@")[2].strip("<> ").lower()
@@ -134,6 +142,8 @@ def _header_tokens(content: MessageContent, collector: _Collector) -> None:
         for host in _RECEIVED_HOST.findall(text):
             labels = host.lower().split(".")
             collector.add("received:" + ".".join(labels[-2:]))
+        for address in _RECEIVED_IP.findall(text):
+            collector.add("received:ip:" + address.rpartition(".")[0])
 
 
 def _address_tokens(
