@@ -328,6 +328,18 @@ async def test_listed_client_rejected_at_connect(dnsbl_server) -> None:
             await smtp.command("QUIT", 221)
 
 
+async def test_allow_list_exempts_at_connect(dnsbl_server) -> None:
+    options = {
+        "dnsbl_sites": ["bl.test"],
+        "dnswl_sites": ["wl.test"],
+        "dnsbl_reject_at": "connect",
+    }
+    async with dnsbl_server(**options) as server:
+        async with connect_from(server.port("smtp"), ALLOWED) as smtp:
+            await smtp.hello()
+            await smtp.command("QUIT", 221)
+
+
 async def test_allow_listed_client_accepted(dnsbl_server) -> None:
     options = {"dnsbl_sites": ["bl.test"], "dnswl_sites": ["wl.test"]}
     async with dnsbl_server(**options) as server:

@@ -351,6 +351,17 @@ async def test_blocked_network_rejected_at_connect(policy_server, settings) -> N
             await smtp.command("QUIT", 221)
 
 
+async def test_server_allow_exempts_from_dnsbl(policy_server, settings) -> None:
+    policy(settings, "add", "allow", "127.0.0.2")
+    options = {"dnsbl_sites": ["bl.test"], "dnsbl_reject_at": "connect"}
+    async with policy_server(**options) as server:
+        async with connect_from(server.port("smtp"), "127.0.0.2") as smtp:
+            await smtp.hello()
+            await smtp.command("MAIL FROM:<sender@example.org>", 250)
+            await smtp.command(f"RCPT TO:<{ALICE}>", 250)
+            await smtp.command("QUIT", 221)
+
+
 async def test_blocked_sender_rejected_at_mail(policy_server, settings) -> None:
     policy(settings, "add", "block", "spammer@example.org")
     policy(settings, "add", "block", ".bulk.example")
