@@ -173,3 +173,45 @@ async def test_allow_listed_sender_not_junked(spam_server) -> None:
         [inbox] = mailbox(server, ALICE, "INBOX")
         assert b"X-Spam-Flag: YES" in header_of(inbox)
         assert mailbox(server, ALICE, "Junk") == []
+
+
+class FixedResult:
+    """Returns a fixed result under the name of a check that runs before spam.
+
+    The DNS list and SPF checks have their own tests. This class replaces
+    their results so that the scores the spam check adds up are known.
+    """
+
+    def __init__(self, result: CheckResult) -> None:
+        self.result = result
+        self.name = result.name
+
+    async def check(self, message: InboundMessage, verdict: Verdict) -> CheckResult:
+        return self.result
+
+
+EARLIER_RESULTS = [
+    CheckResult("reputation", symbols={"DNSBL_zen_example": 4.0}),
+    CheckResult("spf", auth_results=["spf=fail smtp.mailfrom=example.org"]),
+]
+
+
+@pytest.mark.parametrize(
+    ("scores", "expected_mailbox", "expected_score"),
+    [({}, "INBOX", "5.0"), ({"R_SPF_FAIL": 3.0}, "Junk", "7.0")],
+    ids=["built-in scores", "SPF score raised in settings"],
+)
+async def test_dnsbl_and_spf_scores_add_up(
+    spam_server, scores, expected_mailbox, expected_score
+) -> None:
+    async with spam_server(scores=scores) as server:
+        checks = [FixedResult(result) for result in EARLIER_RESULTS]
+        server.services.delivery.checks = CheckChain(
+            [*checks, SpamCheck(server.settings.spam, server.store)]
+        )
+        assert (await send(server, english("ham", 1))).code == 250
+        [stored] = mailbox(server, ALICE, expected_mailbox)
+        header = header_of(stored)
+        assert f"X-Spam-Score: {expected_score}\r\n".encode() in header
+        assert b"DNSBL_zen_example" in header
+        assert b"R_SPF_FAIL" in header
