@@ -183,6 +183,13 @@ def test_dot_domain_matches_subdomains(lists: PolicyLists, settings: Settings) -
     assert cache.decide_sender("192.0.2.1", "") is None
 
 
+def test_unicode_sender_domain_matches(lists: PolicyLists, settings: Settings) -> None:
+    lists.add("block", "bücher.example")
+    cache = PolicyCache(settings.db_path, 0)
+    assert cache.decide_sender("192.0.2.1", "a@Bücher.example") is not None
+    assert cache.decide_sender("192.0.2.1", "a@xn--bcher-kva.example") is not None
+
+
 def test_networks_match_ipv6_and_mapped(lists: PolicyLists, settings: Settings) -> None:
     lists.add("block", "2001:db8:1::/48")
     lists.add("block", "192.0.2.0/28")

@@ -20,7 +20,8 @@ The SMTP server enforces them (see `garrison.smtpd.screening`):
 - a server-level blocked sender is rejected at MAIL FROM (550 5.7.1);
 - for each recipient account the most specific scope with a matching entry
   decides: user, then the account's domain, then the server. Within one
-  scope, block beats allow. A blocked recipient gets 550 5.7.1 at RCPT;
+  scope, block beats allow. A domain scope applies to the accounts of that
+  domain, also when an alias in another domain reaches them. A blocked recipient gets 550 5.7.1 at RCPT;
   an allowed one skips the DNSBL rejection and the spam Junk filing.
 
 Server-level blocks at connect and MAIL FROM come before any recipient is
@@ -314,6 +315,12 @@ class _Rules:
             return None
         local, _, domain = sender.rpartition("@")
         domain = domain.rstrip(".").lower()
+        if not domain.isascii():
+            # Entries are stored as A-labels; an SMTPUTF8 sender may use U-labels.
+            try:
+                domain = domain.encode("idna").decode("ascii")
+            except UnicodeError:
+                return None
         address = f"{local.lower()}@{domain}"
         if address in self.addresses:
             return address
