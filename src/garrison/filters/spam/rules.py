@@ -213,20 +213,30 @@ def _body_rules(content: MessageContent) -> list[str]:
     if content.html and not content.plain:
         names.append("MIME_HTML_ONLY")
     for markup in content.html:
-        head = markup[:_MAX_MARKUP]
-        if _HIDDEN_STYLE.search(head) or (
-            _WHITE_TEXT.search(head) and not _DARK_BACKGROUND.search(head)
-        ):
+        if _hides_text(markup[:_MAX_MARKUP]):
             names.append("HTML_HIDDEN_TEXT")
             break
     if content.mime_faults:
         names.append("MIME_INVALID")
     names += _attachment_rules(content.file_names)
     for text in [*content.plain, *content.html]:
-        if _NUMERIC_URL.search(text[:_MAX_MARKUP]):
+        if "://" in text and _NUMERIC_URL.search(text[:_MAX_MARKUP]):
             names.append("URL_NUMERIC_IP")
             break
     return names
+
+
+def _hides_text(markup: str) -> bool:
+    # Substring tests first, because most markup has none of these words and
+    # the regular expressions cost more than the scan.
+    lower = markup.lower()
+    if ("none" in lower or "hidden" in lower or "font-size" in lower) and (
+        _HIDDEN_STYLE.search(markup)
+    ):
+        return True
+    if not ("fff" in lower or "white" in lower or "255" in lower):
+        return False
+    return bool(_WHITE_TEXT.search(markup)) and not _DARK_BACKGROUND.search(markup)
 
 
 def _attachment_rules(file_names: list[str]) -> list[str]:
