@@ -1,8 +1,9 @@
 """A bounded flood of bad traffic against `garrison serve` while good mail flows.
 
-One real `garrison serve` (two workers) and a private rspamd run for the
-whole test. Bad clients, each from its own loopback address (127.0.0.x,
-which Linux routes to the 127.0.0.1 listeners), do at the same time:
+One real `garrison serve` (two workers), a private rspamd and a private
+clamd run for the whole test. Bad clients, each from its own loopback
+address (127.0.0.x, which Linux routes to the 127.0.0.1 listeners), do at
+the same time:
 
 - open more SMTP connections than `max_connections_per_ip` allows;
 - guess alice's password over SMTP AUTH, IMAP LOGIN and POP3 USER/PASS
@@ -10,8 +11,9 @@ which Linux routes to the 127.0.0.1 listeners), do at the same time:
 - talk before the greeting, send garbage commands, and drip a command one
   byte at a time;
 - send messages over the size limit, by SIZE and by DATA;
-- send a GTUBE message (rspamd rejects it) and a message with a forged
-  Authentication-Results field for our authserv-id (the field is removed);
+- send a GTUBE message (rspamd rejects it), the EICAR test file (clamd
+  rejects it) and a message with a forged Authentication-Results field for
+  our authserv-id (the field is removed);
 - connect from a blocked address, from an address a DNS block list names,
   send from a blocked sender domain, and forge a sender whose domain
   publishes SPF -all and DMARC p=reject.
@@ -46,7 +48,9 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import ALICE, PASSWORD, GarrisonProcess
+from tests.filters.conftest import EICAR, start_clamd  # noqa: F401 (fixture)
 from tests.filters.rspamd_server import GTUBE, rspamd_factory
+from tests.filters.test_antivirus_smtp import attachment_message
 from tests.queue.dnsserver import DNSServer
 
 GOOD_IP = "127.0.0.2"
@@ -92,9 +96,13 @@ def set_option(text: str, section: str, key: str, value: str) -> str:
     return text[:start] + body + text[end:]
 
 
-def configure(setup: GarrisonProcess, rspamd_url: str, dns_address: str) -> None:
+def configure(
+    setup: GarrisonProcess, rspamd_url: str, dns_address: str, clamd: str
+) -> None:
     text = setup.config.read_text()
     options = [
+        ("antivirus", "enabled", "true"),
+        ("antivirus", "clamd", f'"{clamd}"'),
         ("server", "workers", str(WORKERS)),
         # Every lookup goes to the test DNS server on loopback.
         ("dns", "nameservers", f'["{dns_address}"]'),
@@ -423,14 +431,19 @@ async def oversized(port: int) -> tuple[int, int]:
         client.close()
 
 
-async def content_attacks(port: int) -> tuple[int, int]:
-    """Send GTUBE and a forged Authentication-Results message; return both codes."""
+async def content_attacks(port: int) -> tuple[int, int, int]:
+    """Send GTUBE, EICAR and forged Authentication-Results; return the codes."""
     client = await Client.connect(port, "127.0.0.18")
     try:
         await client.reply()
         await client.command("EHLO content.example")
         gtube = await transaction(
             client, "spam@example.org", message("offer", GTUBE + b"\r\n")
+        )
+        virus = await transaction(
+            client,
+            "virus@example.org",
+            attachment_message("invoice.com", EICAR, "application/octet-stream"),
         )
         forged = await transaction(
             client,
@@ -443,7 +456,7 @@ async def content_attacks(port: int) -> tuple[int, int]:
             ),
         )
         await client.command("QUIT")
-        return gtube[0], forged[0]
+        return gtube[0], virus[0], forged[0]
     finally:
         client.close()
 
@@ -532,16 +545,20 @@ async def flood(setup: GarrisonProcess) -> dict[str, object]:
     return dict(zip(tasks, results, strict=True))
 
 
-def test_flood_keeps_good_mail_flowing(tmp_path: Path) -> None:
+def test_flood_keeps_good_mail_flowing(
+    tmp_path: Path,
+    start_clamd,  # noqa: F811
+) -> None:
     if not os.path.exists("/proc/self/status"):
         pytest.skip("needs /proc to read the server's memory use")
     started = time.monotonic()
+    clamd = start_clamd()
     dns = DNSServer(ZONE).start()
     with rspamd_factory() as start_rspamd:
         rspamd = start_rspamd()
         setup = GarrisonProcess(tmp_path / "var")
         setup.create(shutdown_grace="1.0")
-        configure(setup, rspamd.url, dns.address)
+        configure(setup, rspamd.url, dns.address, clamd.address)
         setup.cli("policy", "add", "block", BLOCKED_IP)
         setup.cli("policy", "add", "block", "blocked.example")
         setup.start()
@@ -613,12 +630,14 @@ def test_flood_keeps_good_mail_flowing(tmp_path: Path) -> None:
     assert drip_seconds < MAX_SESSION + 5, drip_seconds
 
     assert results["oversized"] == (552, 552)
-    gtube, forged = results["content"]  # type: ignore[misc]
+    gtube, virus, forged = results["content"]  # type: ignore[misc]
     assert gtube == 554
+    assert virus == 554
     assert forged == 250
     [forged_copy] = [raw for raw in stored if b"Subject: forged-results\r\n" in raw]
     assert b"dmarc=pass header.from=example.org" not in forged_copy
     assert not any(b"Subject: offer\r\n" in raw for raw in stored)
+    assert not any(b'filename="invoice.com"' in raw for raw in stored)
 
     assert results["screened"] == {
         "blocked client": 554,
