@@ -1,7 +1,7 @@
 """The rspamd HTTP client: requests to a private rspamd, and malformed replies.
 
 The malformed replies come from a scripted HTTP server on 127.0.0.1,
-because a real rspamd never sends them; it stands in for a broken or
+because a working rspamd does not send them. The script plays a broken or
 foreign peer on rspamd's port.
 """
 
