@@ -208,7 +208,7 @@ class ClientReputation:
         self,
         settings: ReputationSettings,
         policy: PolicyCache,
-        resolver: dns.asyncresolver.Resolver,
+        resolver: dns.asyncresolver.Resolver | None,
     ) -> None:
         self.settings = settings
         self.policy = policy
@@ -224,7 +224,11 @@ class ClientReputation:
         policy = PolicyCache(
             settings.db_path, settings.reputation.policy_refresh_interval
         )
-        return cls(settings.reputation, policy, build_resolver(settings))
+        # Without lists no resolver is built, so a host without
+        # /etc/resolv.conf still starts when dns.nameservers is empty.
+        lists = settings.reputation.dnsbl_sites or settings.reputation.dnswl_sites
+        resolver = build_resolver(settings) if lists else None
+        return cls(settings.reputation, policy, resolver)
 
     @property
     def has_dns_lists(self) -> bool:
@@ -286,7 +290,7 @@ class ClientReputation:
 
     async def _query(self, client_ip: str, site: DNSListSite) -> tuple[str, ...]:
         name = query_name(client_ip, site.zone)
-        if name is None:
+        if name is None or self.resolver is None:
             return ()
         try:
             answer = await self.resolver.resolve(
