@@ -136,6 +136,9 @@ class GarrisonProcess:
         text = self.config.read_text()
         self.ports = {name: free_port() for name in listener_names(text)}
         text = set_listener_ports(text, self.ports)
+        # Lookups go to loopback only: port 9 has no server, so they fail
+        # at once unless a test serves DNS and sets its own address.
+        text = text.replace("\nnameservers = []\n", '\nnameservers = ["127.0.0.1:9"]\n', 1)
         for key, value in settings.items():
             text, count = re.subn(
                 rf"^{key} = .*$", f"{key} = {value}", text, count=1, flags=re.M
