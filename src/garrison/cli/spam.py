@@ -4,24 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from garrison.cli.common import ConfigOption, existing_setup, fail
+from garrison.config.schema import SpamSettings
 from garrison.db.engine import connect
 from garrison.filters.spam.rules import auth_symbols
 from garrison.filters.spam.scoring import Scorer
 from garrison.filters.spam.tokens import (
     SERVER_SCOPE,
+    Label,
     SqlTokenCounts,
     domain_scope,
     recipient_scopes,
     user_scope,
 )
 from garrison.filters.spam.training import message_files, read_message_file, train_files
+from garrison.message.headers import HeaderField
 from garrison.store import MailStore
 
 spam_app = typer.Typer(
@@ -55,11 +58,13 @@ def parse_scope(value: str) -> str:
 @spam_app.command("train")
 def spam_train(
     spam: Annotated[
-        Optional[list[Path]],  # noqa: UP007 - typer needs Optional here
-        typer.Option("--spam", help="Directory of spam messages (searched recursively)."),
+        list[Path] | None,  # noqa: UP007 - typer needs Optional here
+        typer.Option(
+            "--spam", help="Directory of spam messages (searched recursively)."
+        ),
     ] = None,
     ham: Annotated[
-        Optional[list[Path]],  # noqa: UP007 - typer needs Optional here
+        list[Path] | None,  # noqa: UP007 - typer needs Optional here
         typer.Option("--ham", help="Directory of ham messages (searched recursively)."),
     ] = None,
     scope: ScopeOption = "server",
@@ -77,7 +82,11 @@ def spam_train(
     async def main() -> None:
         store = MailStore(settings)
         try:
-            for label, directories in (("spam", spam or []), ("ham", ham or [])):
+            jobs: tuple[tuple[Label, list[Path]], ...] = (
+                ("spam", spam or []),
+                ("ham", ham or []),
+            )
+            for label, directories in jobs:
                 for directory in directories:
                     files, trained = await train_files(
                         store, message_files(directory), label, scope_name
@@ -116,7 +125,7 @@ def spam_status(config: ConfigOption = None) -> None:
 def spam_check(
     file: Annotated[Path, typer.Argument(help="The message file to score.")],
     recipient: Annotated[
-        Optional[str],  # noqa: UP007 - typer needs Optional here
+        str | None,  # noqa: UP007 - typer needs Optional here
         typer.Option(
             "--recipient",
             help="Score for this local address (its user and domain counts too); "
@@ -135,14 +144,19 @@ def spam_check(
         fail(f"{file} is not a file")
     data = read_message_file(file, settings.spam.max_scan_size)
     scorer = Scorer(settings.spam)
-    analysis = scorer.analyse(data, datetime.now(timezone.utc))
+    analysis = scorer.analyse(data, datetime.now(UTC))
     symbols = dict(analysis.symbols)
-    resinfo = _authentication_results(analysis.content.headers("authentication-results"))
+    resinfo = _authentication_results(
+        analysis.content.headers("authentication-results")
+    )
     symbols.update(scorer.rescore(auth_symbols({"file": resinfo})))
     scopes = [SERVER_SCOPE]
     if recipient is not None:
         if "@" not in recipient:
-            fail(f"invalid recipient {recipient!r}; give an address such as alice@example.org")
+            fail(
+                f"invalid recipient {recipient!r}; "
+                "give an address such as alice@example.org"
+            )
         scopes = recipient_scopes(recipient, recipient.rpartition("@")[2])
     counts = SqlTokenCounts(connect(settings.db_path, readonly=True))
     try:
@@ -167,7 +181,7 @@ def spam_check(
         typer.echo(f"{name}\t{value:.2f}")
 
 
-def _authentication_results(fields) -> list[str]:
+def _authentication_results(fields: list[HeaderField]) -> list[str]:
     resinfo: list[str] = []
     for field in fields:
         value = field.value.decode("utf-8", "replace")
@@ -175,7 +189,7 @@ def _authentication_results(fields) -> list[str]:
     return resinfo
 
 
-def _action(score: float, settings) -> str:
+def _action(score: float, settings: SpamSettings) -> str:
     if score >= settings.reject_score:
         return "reject"
     if settings.quarantine_score and score >= settings.quarantine_score:

@@ -7,17 +7,43 @@ the way real mail does, while keeping the vocabulary of their class.
 from __future__ import annotations
 
 import base64
+from datetime import UTC, datetime
 from email.utils import format_datetime
-from datetime import datetime, timezone
 
-SPAM_WORDS = (
-    "viagra cheap pills discount pharmacy offer winner prize claim casino "
-    "bonus lottery unsubscribe guaranteed miracle"
-).split()
-HAM_WORDS = (
-    "meeting agenda project review schedule budget release notes patch "
-    "deploy tomorrow lunch report quarterly roadmap"
-).split()
+SPAM_WORDS = [
+    "viagra",
+    "cheap",
+    "pills",
+    "discount",
+    "pharmacy",
+    "offer",
+    "winner",
+    "prize",
+    "claim",
+    "casino",
+    "bonus",
+    "lottery",
+    "unsubscribe",
+    "guaranteed",
+    "miracle",
+]
+HAM_WORDS = [
+    "meeting",
+    "agenda",
+    "project",
+    "review",
+    "schedule",
+    "budget",
+    "release",
+    "notes",
+    "patch",
+    "deploy",
+    "tomorrow",
+    "lunch",
+    "report",
+    "quarterly",
+    "roadmap",
+]
 CHINESE_SPAM = (
     "恭喜您获得大奖请立即点击领取奖金免费发票代开优惠活动限时抢购",
     "特价发票代开增值税发票联系电话优惠多多欢迎来电咨询",
@@ -31,7 +57,7 @@ CHINESE_HAM = (
 
 
 def now_date() -> str:
-    return format_datetime(datetime.now(timezone.utc))
+    return format_datetime(datetime.now(UTC))
 
 
 def english(kind: str, index: int, subject: str | None = None) -> bytes:
@@ -57,11 +83,16 @@ def chinese(kind: str, index: int, charset: str = "gb2312") -> bytes:
     """Return a base64 text message in Chinese, in `charset` (gb2312 or utf-8)."""
     texts = CHINESE_SPAM if kind == "spam" else CHINESE_HAM
     text = texts[index % len(texts)] + "\r\n" + texts[(index + 1) % len(texts)]
-    encoded = base64.encodebytes(text.encode("gb18030" if charset != "utf-8" else "utf-8"))
+    encoded = base64.encodebytes(
+        text.encode("gb18030" if charset != "utf-8" else "utf-8")
+    )
     return (
-        b"From: =?utf-8?b?" + base64.b64encode("发件人".encode()) + b"?= <s@example.cn>\r\n"
+        b"From: =?utf-8?b?"
+        + base64.b64encode("发件人".encode())
+        + b"?= <s@example.cn>\r\n"
         b"To: alice@example.test\r\n"
-        b"Subject: =?utf-8?b?" + base64.b64encode(texts[index % len(texts)][:8].encode())
+        b"Subject: =?utf-8?b?"
+        + base64.b64encode(texts[index % len(texts)][:8].encode())
         + b"?=\r\n"
         b"Date: " + now_date().encode() + b"\r\n"
         b"Message-ID: <cn" + str(index).encode() + b"@example.cn>\r\n"

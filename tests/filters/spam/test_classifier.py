@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -16,10 +16,12 @@ from garrison.filters.spam.tokenizer import tokenize
 from garrison.filters.spam.tokens import SERVER_SCOPE, MemoryTokens
 from tests.filters.spam.samples import chinese, english
 
-NOW = datetime.now(timezone.utc)
+NOW = datetime.now(UTC)
 
 
-def train(scorer: Scorer, tokens: MemoryTokens, messages: list[tuple[str, bytes]]) -> None:
+def train(
+    scorer: Scorer, tokens: MemoryTokens, messages: list[tuple[str, bytes]]
+) -> None:
     for label, data in messages:
         tokens.learn(SERVER_SCOPE, scorer.analyse(data, NOW).keys, label)
 

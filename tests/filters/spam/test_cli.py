@@ -18,7 +18,7 @@ async def run_cli(settings: Settings, *args: str) -> Result:
 
 
 def write_maildir(root: Path, label: str, count: int) -> Path:
-    """Write `count` messages as a Maildir with cur/ and new/, plus bookkeeping files."""
+    """Write `count` messages as a Maildir, with Dovecot and hidden files beside."""
     for sub in ("cur", "new", "tmp"):
         (root / sub).mkdir(parents=True)
     for index in range(count):
@@ -35,12 +35,19 @@ async def test_train_status_and_check(settings, tmp_path) -> None:
     (ham_dir / "nested").mkdir(parents=True)
     for index in range(6):
         (ham_dir / "nested" / f"{index}.eml").write_bytes(
-            b"From bounce@example.org Mon Dec  1 10:00:00 2026\n" + english("ham", index)
+            b"From bounce@example.org Mon Dec  1 10:00:00 2026\n"
+            + english("ham", index)
         )
 
     result = await run_cli(
-        settings, "train", "--spam", str(spam_dir), "--ham", str(ham_dir),
-        "--scope", "domain:Example.Test",
+        settings,
+        "train",
+        "--spam",
+        str(spam_dir),
+        "--ham",
+        str(ham_dir),
+        "--scope",
+        "domain:Example.Test",
     )
     assert result.exit_code == 0, result.output
     assert "6 files, 6 newly trained as spam in domain:example.test" in result.stdout
@@ -55,7 +62,9 @@ async def test_train_status_and_check(settings, tmp_path) -> None:
 
     status = await run_cli(settings, "status")
     assert status.exit_code == 0, status.output
-    rows = {line.split("\t")[0]: line.split("\t")[1:] for line in status.stdout.splitlines()}
+    rows = {
+        line.split("\t")[0]: line.split("\t")[1:] for line in status.stdout.splitlines()
+    }
     assert rows["domain:example.test"][:2] == ["6", "6"]
     assert rows["server"][:2] == ["6", "0"]
 
@@ -87,7 +96,9 @@ async def test_check_lists_rule_symbols(settings, tmp_path) -> None:
 
 
 async def test_train_rejects_bad_scope(settings, tmp_path) -> None:
-    result = await run_cli(settings, "train", "--spam", str(tmp_path), "--scope", "team:x")
+    result = await run_cli(
+        settings, "train", "--spam", str(tmp_path), "--scope", "team:x"
+    )
     assert result.exit_code != 0
     assert "invalid scope 'team:x'" in result.output
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -12,8 +12,12 @@ from garrison.filters.spam.scoring import Scorer
 from tests.filters.spam.samples import chinese, english
 
 SCORER = Scorer(SpamSettings())
-NOW = datetime.now(timezone.utc)
-SEEDS = [english("spam", 1), chinese("spam", 1), b"Content-Type: multipart/mixed\r\n\r\n"]
+NOW = datetime.now(UTC)
+SEEDS = [
+    english("spam", 1),
+    chinese("spam", 1),
+    b"Content-Type: multipart/mixed\r\n\r\n",
+]
 
 
 @settings(max_examples=200, deadline=None)

@@ -1,4 +1,4 @@
-"""Training from IMAP with imaplib: MOVE or COPY into and out of Junk, $Junk, $NotJunk."""
+"""Training from IMAP with imaplib: Junk moves and copies, $Junk, $NotJunk."""
 
 from __future__ import annotations
 

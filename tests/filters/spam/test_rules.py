@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import pytest
@@ -11,7 +11,7 @@ import pytest
 from garrison.filters.spam.content import read_content
 from garrison.filters.spam.rules import auth_symbols, content_symbols
 
-NOW = datetime(2026, 12, 4, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
 DATE = format_datetime(NOW)
 CLEAN_HEADER = {
     "From": "Alice Example <alice@example.org>",
@@ -166,7 +166,14 @@ def test_numeric_ip_link_fires() -> None:
         ),
         ({}, set()),
     ],
-    ids=["spf fail", "spf softfail", "dkim fail", "dmarc fail", "all pass", "no checks"],
+    ids=[
+        "spf fail",
+        "spf softfail",
+        "dkim fail",
+        "dmarc fail",
+        "all pass",
+        "no checks",
+    ],
 )
 def test_auth_symbols(results, expected) -> None:
     assert set(auth_symbols(results)) == expected

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from garrison.db.engine import connect
 from garrison.filters.spam.tokens import (
+    PRUNE_EVERY,
     SqlTokenCounts,
     combined_counts,
     learn,
@@ -53,8 +54,8 @@ async def test_scopes_combine_when_trained_enough(services) -> None:
     for index in range(2):
         for label in ("spam", "ham"):
             await store.write(
-                lambda txn, i=index, l=label: learn(
-                    txn.conn, "server", f"{l}{i}", [7], l, 500_000
+                lambda txn, i=index, kind=label: learn(
+                    txn.conn, "server", f"{kind}{i}", [7], kind, 500_000
                 )
             )
     await learn_once(store, "only-one", [7], "spam")
@@ -78,3 +79,21 @@ async def test_prune_caps_rows_per_scope(services) -> None:
     assert len(remaining) == 18
     # The tokens seen twice outlive the ones seen once.
     assert {1, 2, 3} <= set(remaining)
+
+
+async def test_old_trained_records_expire(services) -> None:
+    store = services.store
+    await learn_once(store, "old", [1], "spam")
+    await store.write(
+        lambda txn: txn.conn.execute("UPDATE spam_trained SET trained_at = 0")
+    )
+    for index in range(PRUNE_EVERY - 1):
+        await learn_once(store, f"new{index}", [2], "ham")
+    counts = reader(store)
+    rows = counts.conn.execute(
+        "SELECT message FROM spam_trained WHERE scope = ?", (SCOPE,)
+    ).fetchall()
+    assert len(rows) == PRUNE_EVERY - 1
+    assert ("old",) not in rows
+    # The counts stay: only the record that prevents double counting goes.
+    assert counts.scope_totals([SCOPE]) == {SCOPE: (1, PRUNE_EVERY - 1)}

@@ -33,7 +33,7 @@ import asyncio
 import logging
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from garrison.config.schema import SpamSettings
 from garrison.db.engine import connect
@@ -47,7 +47,9 @@ from garrison.store import MailStore
 
 log = logging.getLogger("garrison.filters.spam")
 
-SPAM_FIELDS = frozenset({"x-spam-flag", "x-spam-score", "x-spam-status", "x-spam-level"})
+SPAM_FIELDS = frozenset(
+    {"x-spam-flag", "x-spam-score", "x-spam-status", "x-spam-level"}
+)
 _AUTH_CHECKS = ("spf", "dkim", "dmarc")
 
 
@@ -76,13 +78,18 @@ class SpamCheck:
         """Close the read connection."""
         self.counts.conn.close()
 
-    async def check(self, message: InboundMessage, verdict: Verdict) -> CheckResult | None:
+    async def check(
+        self, message: InboundMessage, verdict: Verdict
+    ) -> CheckResult | None:
         try:
             analysis = await asyncio.to_thread(self._analyse, message)
         except OSError as exc:
             event(
-                log, "spam_check_failed", logging.ERROR,
-                queue_id=message.queue_id, error=exc,
+                log,
+                "spam_check_failed",
+                logging.ERROR,
+                queue_id=message.queue_id,
+                error=exc,
             )
             return None
         base = dict(analysis.symbols)
@@ -111,7 +118,7 @@ class SpamCheck:
         else:
             # NOTE: only the header section is scored for a larger message.
             data = message.header + b"\r\n"
-        return self.scorer.analyse(data, datetime.now(timezone.utc))
+        return self.scorer.analyse(data, datetime.now(UTC))
 
     def _account_scores(
         self, message: InboundMessage, analysis: Analysis, base: float
@@ -144,7 +151,11 @@ class SpamCheck:
         if not allowed and lowest >= settings.reject_score:
             result.reject = replies.SPAM_REJECTED
             return
-        if not allowed and settings.quarantine_score and lowest >= settings.quarantine_score:
+        if (
+            not allowed
+            and settings.quarantine_score
+            and lowest >= settings.quarantine_score
+        ):
             result.quarantine = f"spam score {lowest:.1f}"
             return
         result.junk_accounts = {
@@ -176,7 +187,9 @@ def _allowed_accounts(verdict: Verdict, message: InboundMessage) -> set[int]:
     allow = reputation.details.get("allow")
     if allow is True:
         return {
-            account.id for rcpt in message.envelope.recipients for account in rcpt.accounts
+            account.id
+            for rcpt in message.envelope.recipients
+            for account in rcpt.accounts
         }
     if not isinstance(allow, Collection) or isinstance(allow, (str, bytes)):
         return set()
@@ -196,7 +209,7 @@ def _allowed_accounts(verdict: Verdict, message: InboundMessage) -> set[int]:
 def _spam_fields(
     score: float, symbols: dict[str, float], settings: SpamSettings
 ) -> list[tuple[str, str]]:
-    """Return X-Spam-Flag, X-Spam-Score and X-Spam-Status as SpamAssassin writes them."""
+    """Return X-Spam-Flag, X-Spam-Score and X-Spam-Status in SpamAssassin's format."""
     flagged = score >= settings.add_header_score
     tests = ",".join(sorted(name for name, value in symbols.items() if value))
     status = (

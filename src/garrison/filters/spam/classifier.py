@@ -66,9 +66,7 @@ def token_probability(spam: int, ham: int, nspam: int, nham: int) -> float:
     return (UNKNOWN_STRENGTH * UNKNOWN_PROBABILITY + n * p) / (UNKNOWN_STRENGTH + n)
 
 
-def spam_probability(
-    counts: Iterable[tuple[int, int]], nspam: int, nham: int
-) -> float:
+def spam_probability(counts: Iterable[tuple[int, int]], nspam: int, nham: int) -> float:
     """Return the Fisher-combined spam indicator of a message in [0, 1].
 
     `counts` holds (spam, ham) message counts of each token of the message

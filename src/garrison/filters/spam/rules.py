@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
 from garrison.filters.spam.content import MessageContent
@@ -66,15 +66,58 @@ EXCESSIVE_TO = 25
 # contain the brand makes FROM_NAME_BRAND_FORGED fire. Brands that are also
 # common given names (Chase) or words (UPS) are left out.
 BRANDS = (
-    "paypal", "apple", "amazon", "microsoft", "office365", "outlook", "netflix",
-    "dhl", "fedex", "google", "facebook", "instagram", "linkedin",
-    "wellsfargo", "citibank", "hsbc", "barclays", "docusign", "dropbox",
-    "ebay", "alibaba", "taobao", "alipay", "wechat",
+    "paypal",
+    "apple",
+    "amazon",
+    "microsoft",
+    "office365",
+    "outlook",
+    "netflix",
+    "dhl",
+    "fedex",
+    "google",
+    "facebook",
+    "instagram",
+    "linkedin",
+    "wellsfargo",
+    "citibank",
+    "hsbc",
+    "barclays",
+    "docusign",
+    "dropbox",
+    "ebay",
+    "alibaba",
+    "taobao",
+    "alipay",
+    "wechat",
 )
 # Executable or script types that mail clients may run when opened.
 BAD_EXTENSIONS = frozenset(
-    "exe scr pif bat cmd com vbs vbe js jse wsf wsh hta msi msp lnk jar ps1 cpl"
-    " reg dll iso img".split()
+    [
+        "exe",
+        "scr",
+        "pif",
+        "bat",
+        "cmd",
+        "com",
+        "vbs",
+        "vbe",
+        "js",
+        "jse",
+        "wsf",
+        "wsh",
+        "hta",
+        "msi",
+        "msp",
+        "lnk",
+        "jar",
+        "ps1",
+        "cpl",
+        "reg",
+        "dll",
+        "iso",
+        "img",
+    ]
 )
 
 _ADDRESS = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
@@ -148,7 +191,7 @@ def _date_rules(content: MessageContent, now: datetime) -> list[str]:
     except (TypeError, ValueError, IndexError, OverflowError):
         return ["INVALID_DATE"]
     if sent.tzinfo is None:
-        sent = sent.replace(tzinfo=timezone.utc)
+        sent = sent.replace(tzinfo=UTC)
     offset = (sent - now).total_seconds()
     if offset > FUTURE_SECONDS:
         return ["DATE_IN_FUTURE"]

@@ -53,7 +53,10 @@ class Scorer:
         return {name: overrides.get(name, score) for name, score in symbols.items()}
 
     def analyse(self, data: bytes, now: datetime) -> Analysis:
-        """Read the first `max_scan_size` bytes of a message; never raises on content."""
+        """Read the first `max_scan_size` bytes of a message; never raises on content.
+
+        A property test feeds it random and mutated messages.
+        """
         content = read_content(data[: self.settings.max_scan_size])
         tokens = tokenize(content, self.settings.max_tokens)
         keys = [token_hash(token) for token in tokens]

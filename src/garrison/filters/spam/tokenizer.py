@@ -146,9 +146,7 @@ def _header_tokens(content: MessageContent, collector: _Collector) -> None:
             collector.add("received:ip:" + address.rpartition(".")[0])
 
 
-def _address_tokens(
-    content: MessageContent, name: str, collector: _Collector
-) -> None:
+def _address_tokens(content: MessageContent, name: str, collector: _Collector) -> None:
     raw = content.raw_header(name)
     if raw is None:
         return

@@ -16,7 +16,9 @@ have at least `min_trained` spam and `min_trained` ham messages
 Growth is bounded per scope: after every PRUNE_EVERY trained messages the
 scope's rows are counted, and a scope over `max_scope_tokens` rows loses
 its rarest tokens, the least recently trained first, down to 90 % of the
-cap (`prune`).
+cap (`prune`). At the same moments the records of messages trained more
+than TRAINED_RECORD_DAYS ago are deleted, so a message that old counts
+again if it is trained again.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from typing import Literal, Protocol
 
 Label = Literal["spam", "ham"]
 PRUNE_EVERY = 50
+TRAINED_RECORD_DAYS = 365
 _CHUNK = 500
 
 
@@ -49,7 +52,7 @@ def recipient_scopes(address: str, domain: str) -> list[str]:
 
 
 class TokenCounts(Protocol):
-    """Read access to trained counts, implemented by `SqlTokenCounts` and `MemoryTokens`."""
+    """Read access to trained counts (`SqlTokenCounts`, `MemoryTokens`)."""
 
     def scope_totals(self, scopes: Sequence[str]) -> dict[str, tuple[int, int]]:
         """Return (spam, ham) message counts of each scope that has any."""
@@ -168,12 +171,20 @@ def learn(
     ).fetchone()
     if (spam + ham) % PRUNE_EVERY == 0:
         prune(conn, scope, max_scope_tokens)
+        conn.execute(
+            "DELETE FROM spam_trained WHERE scope = ? AND trained_at < ?",
+            (scope, time.time() - TRAINED_RECORD_DAYS * 86400),
+        )
     return True
 
 
 def _count(
-    conn: sqlite3.Connection, scope: str, keys: list[int], label: str,
-    delta: int, day: int,
+    conn: sqlite3.Connection,
+    scope: str,
+    keys: list[int],
+    label: str,
+    delta: int,
+    day: int,
 ) -> None:
     column = "spam" if label == "spam" else "ham"
     conn.execute(
@@ -197,7 +208,8 @@ def _count(
         [(scope, key) for key in keys],
     )
     conn.executemany(
-        "DELETE FROM spam_tokens WHERE scope = ? AND token = ? AND spam = 0 AND ham = 0",
+        "DELETE FROM spam_tokens"
+        " WHERE scope = ? AND token = ? AND spam = 0 AND ham = 0",
         [(scope, key) for key in keys],
     )
 
@@ -220,7 +232,7 @@ def prune(conn: sqlite3.Connection, scope: str, max_scope_tokens: int) -> int:
         " ORDER BY spam + ham, updated_at LIMIT ?)",
         (scope, scope, excess),
     )
-    return excess
+    return int(excess)
 
 
 @dataclass

@@ -24,10 +24,11 @@ import hashlib
 import logging
 import os
 import weakref
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import cast
 
 from garrison.filters.spam.scoring import Scorer
 from garrison.filters.spam.tokens import Label, learn, user_scope
@@ -68,7 +69,9 @@ class Trainer:
         self._idle = asyncio.Event()
         self._idle.set()
 
-    def submit(self, scope: str, label: Label, mailbox_id: int, uids: Iterable[int]) -> None:
+    def submit(
+        self, scope: str, label: Label, mailbox_id: int, uids: Iterable[int]
+    ) -> None:
         """Queue the messages for training; returns at once."""
         self._pending.append(_Request(scope, label, mailbox_id, tuple(uids)))
         self._idle.clear()
@@ -105,7 +108,7 @@ class Trainer:
     def _tokenize(
         self, items: list[tuple[str, str, Label, list[int]]]
     ) -> list[tuple[str, str, Label, list[int]]]:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         keys_by_blob: dict[str, list[int]] = {}
         prepared = []
         for scope, blob_id, label, _ in items:
@@ -115,7 +118,9 @@ class Trainer:
             prepared.append((scope, blob_id, label, keys_by_blob[blob_id]))
         return prepared
 
-    def _job(self, prepared: list[tuple[str, str, Label, list[int]]]):
+    def _job(
+        self, prepared: list[tuple[str, str, Label, list[int]]]
+    ) -> Callable[[Transaction], int]:
         cap = self.settings.max_scope_tokens
 
         def job(txn: Transaction) -> int:
@@ -139,8 +144,12 @@ def trainer_for(store: MailStore) -> Trainer:
 
 
 def learn_after_copy(
-    store: MailStore, address: str, source_special_use: str | None,
-    target_special_use: str | None, target_id: int, pairs: list[tuple[int, int]],
+    store: MailStore,
+    address: str,
+    source_special_use: str | None,
+    target_special_use: str | None,
+    target_id: int,
+    pairs: list[tuple[int, int]],
 ) -> None:
     """Queue training for a COPY or MOVE, if it goes into or out of Junk."""
     if not store.settings.spam.enabled or not pairs:
@@ -156,14 +165,21 @@ def learn_after_copy(
 
 
 def learn_after_store(
-    store: MailStore, address: str, mailbox_id: int, flags: Iterable[str],
+    store: MailStore,
+    address: str,
+    mailbox_id: int,
+    flags: Iterable[str],
     changed: list[MessageRecord],
 ) -> None:
     """Queue training for a STORE that set $Junk or $NotJunk on messages."""
     if not store.settings.spam.enabled or not changed:
         return
     requested = {flag.lower() for flag in flags}
-    for keyword, label in ((JUNK_KEYWORD, "spam"), (NOT_JUNK_KEYWORD, "ham")):
+    keywords: tuple[tuple[str, Label], ...] = (
+        (JUNK_KEYWORD, "spam"),
+        (NOT_JUNK_KEYWORD, "ham"),
+    )
+    for keyword, label in keywords:
         if keyword not in requested:
             continue
         uids = [
@@ -203,7 +219,7 @@ async def train_files(
     """Train every file as `label` into `scope`; return (files read, newly trained)."""
     scorer = Scorer(store.settings.spam)
     cap = store.settings.spam.max_scope_tokens
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     seen = trained = 0
     batch: list[tuple[str, list[int]]] = []
 
@@ -212,9 +228,11 @@ async def train_files(
         batch.clear()
 
         def job(txn: Transaction) -> int:
-            return sum(learn(txn.conn, scope, key, keys, label, cap) for key, keys in items)
+            return sum(
+                learn(txn.conn, scope, key, keys, label, cap) for key, keys in items
+            )
 
-        return int(await store.write(job))  # type: ignore[call-overload]
+        return cast(int, await store.write(job))
 
     for path in paths:
         data = read_message_file(path, store.settings.spam.max_scan_size)
