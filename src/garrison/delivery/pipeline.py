@@ -13,7 +13,8 @@ account is already over quota. At the end of data each account is checked
 again with the message size; accounts the message would put over quota are
 skipped, and only when every account is skipped does delivery fail, so one
 full mailbox does not fail the other recipients. The reply is 552 5.2.2, or
-452 4.2.2 when `smtp.over_quota` is "defer".
+452 4.2.2 when `smtp.over_quota` is "defer". When others got the message,
+the sender gets a DSN for the skipped recipients (`delivery.bounces`).
 
 Submitted mail (`Envelope.authenticated_as` set) is DKIM-signed first, when
 the sender's domain has a key, so local and remote recipients get the same
@@ -46,6 +47,11 @@ import logging
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from garrison.delivery.bounces import (
+    build_bounce,
+    failed_recipients,
+    wants_failure_notice,
+)
 from garrison.delivery.headers import format_field, read_header, rewrite_header
 from garrison.delivery.signing import MessageSigner, SigningError
 from garrison.directory import Account
@@ -200,15 +206,14 @@ class DeliveryPipeline:
             ) from exc
         skipped = [account_id for account_id in account_ids if account_id not in uids]
         if skipped:
-            # TODO: RFC 5321 §6.1 asks for a bounce to the sender for each
-            # skipped recipient; no DSN is sent yet, so only this log line
-            # records that they did not get the message.
             event(
                 log, "quota_rejected", logging.WARNING, queue_id=envelope.queue_id,
                 size=blob.size, accounts=skipped,
             )
         if not uids and not remote:
             raise self.quota_error()
+        if skipped:
+            await self._bounce_skipped(envelope, blob, skipped)
         if uids:
             event(
                 log, "delivered", queue_id=envelope.queue_id, size=blob.size,
@@ -218,6 +223,45 @@ class DeliveryPipeline:
             # NOTE: the local copies are already committed; if queueing fails,
             # the client retries and local recipients get the message twice.
             await self._enqueue(envelope, remote, blob)
+
+    async def _bounce_skipped(
+        self, envelope: Envelope, blob: BlobRef, skipped: list[int]
+    ) -> None:
+        """Queue a DSN to the sender for the recipients left out over quota.
+
+        The other recipients already have the message, so a failure here
+        is logged and does not fail the transaction.
+        """
+        recipients = [
+            rcpt
+            for rcpt in failed_recipients(envelope, skipped)
+            if wants_failure_notice(rcpt)
+        ]
+        if not envelope.mail_from or not recipients or self.outbound is None:
+            return
+        reply = replies.MAILBOX_FULL
+        diagnostic = f"smtp; {reply.code} {reply.enhanced} {reply.text}"
+        try:
+            report = await asyncio.to_thread(
+                build_bounce, self.store, envelope, blob, recipients, diagnostic
+            )
+            report_blob = await self.store.blobs.put(report)
+            bounce = Envelope(
+                queue_id=envelope.queue_id,
+                mail_from="",
+                recipients=[Recipient(envelope.mail_from, [])],
+            )
+            queue_id = await self.outbound.enqueue(bounce, report_blob)
+        except (OSError, StoreError) as exc:
+            event(
+                log, "bounce_failed", logging.ERROR, queue_id=envelope.queue_id,
+                error=exc,
+            )
+            return
+        event(
+            log, "bounced", queue_id=envelope.queue_id, dsn_queue_id=queue_id,
+            recipients=len(recipients), reason="over quota",
+        )
 
     async def _check(
         self, envelope: Envelope, blob: BlobRef
