@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
@@ -215,3 +216,16 @@ async def test_dnsbl_and_spf_scores_add_up(
         assert f"X-Spam-Score: {expected_score}\r\n".encode() in header
         assert b"DNSBL_zen_example" in header
         assert b"R_SPF_FAIL" in header
+
+
+async def test_failed_count_read_still_delivers(spam_server, caplog) -> None:
+    caplog.set_level(logging.ERROR, logger="garrison.filters.spam")
+    async with spam_server() as server:
+        check = SpamCheck(server.settings.spam, server.store)
+        server.services.delivery.checks = CheckChain([check])
+        # A closed connection makes every read raise sqlite3.ProgrammingError.
+        check.close()
+        assert (await send(server, english("ham", 1))).code == 250
+        assert len(mailbox(server, ALICE, "INBOX")) == 1
+        messages = [record.getMessage() for record in caplog.records]
+        assert any("spam_classifier_failed" in text for text in messages)

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -129,14 +130,30 @@ class SpamCheck:
             for account in rcpt.accounts
         }
         if not accounts:
-            bayes = self.scorer.bayes(self.counts, analysis, [SERVER_SCOPE])
+            bayes = self._bayes(message, analysis, [SERVER_SCOPE])
             return [AccountScore(0, base + _sum(bayes), bayes)]
         scores = []
         for account in accounts.values():
             scopes = recipient_scopes(account.address, account.domain)
-            bayes = self.scorer.bayes(self.counts, analysis, scopes)
+            bayes = self._bayes(message, analysis, scopes)
             scores.append(AccountScore(account.id, base + _sum(bayes), bayes))
         return scores
+
+    def _bayes(
+        self, message: InboundMessage, analysis: Analysis, scopes: list[str]
+    ) -> BayesResult | None:
+        """Classify for `scopes`; a failed database read leaves the classifier out."""
+        try:
+            return self.scorer.bayes(self.counts, analysis, scopes)
+        except sqlite3.Error as exc:
+            event(
+                log,
+                "spam_classifier_failed",
+                logging.ERROR,
+                queue_id=message.queue_id,
+                error=exc,
+            )
+            return None
 
     def _act(
         self,
