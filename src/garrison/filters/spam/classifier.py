@@ -69,7 +69,7 @@ def token_probability(spam: int, ham: int, nspam: int, nham: int) -> float:
 def spam_probability(counts: Iterable[tuple[int, int]], nspam: int, nham: int) -> float:
     """Return the Fisher-combined spam indicator of a message in [0, 1].
 
-    `counts` holds (spam, ham) message counts of each token of the message
+    `counts` contains the (spam, ham) message counts of each token of the message
     found in the training data; `nspam` and `nham` are the trained message
     counts. Without any token that carries evidence the result is 0.5.
     """

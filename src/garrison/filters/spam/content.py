@@ -1,9 +1,10 @@
 """One pass over a message for the anti-spam rules and the tokenizer.
 
-Entry point: `read_content(data)` returns `MessageContent`: the top-level
-header fields, the decoded text of every text part (plain and HTML kept
-apart, HTML also as raw markup for the hidden-text rules), the attachment
-file names and the MIME faults found on the way. The MIME scan and the
+Entry point: `read_content(data)` returns `MessageContent` with the
+top-level header fields and the decoded text of every text part. Plain
+text and HTML are kept apart, and HTML is also kept as markup for the
+hidden-text rules. The attachment file names and the MIME faults found on
+the way complete it. The MIME scan and the
 charset decoding are those of `garrison.message`, so GB2312 or GBK text
 decodes as GB18030 and mislabelled UTF-8 is recovered.
 
@@ -34,7 +35,7 @@ _ENCODINGS = frozenset({b"7bit", b"8bit", b"binary", b"quoted-printable", b"base
 
 @dataclass(slots=True)
 class MessageContent:
-    """What the rules and the tokenizer read from one message."""
+    """The parts of one message that the rules and the tokenizer read."""
 
     fields: list[HeaderField]
     # Decoded text of text/plain parts, and of text/html parts as text.

@@ -1,7 +1,7 @@
 """Header, structure and sender-authentication rules, each a named symbol.
 
 Entry points: `content_symbols(content, now)` runs the header and
-structure rules on a `MessageContent`; `auth_symbols(results)` reads the
+structure rules on a `MessageContent`. `auth_symbols(results)` reads the
 RFC 8601 result strings of the "spf", "dkim" and "dmarc" checks. Both
 return {symbol: score}. `DEFAULT_SCORES` lists every symbol with its
 built-in score; `spam.scores` replaces any of them. The names and the

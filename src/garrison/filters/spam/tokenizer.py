@@ -4,12 +4,12 @@ Entry point: `tokenize(content, max_tokens)` returns the distinct tokens of
 one message, at most `max_tokens`, in the order found (header tokens first,
 so a long body cannot push them out):
 
-- Selected header fields, each token prefixed with the field name:
-  "subject:" words, "from:", "reply-to:" and "to:" addresses, domains and
-  name words, "mid:" the Message-ID domain, "x-mailer:" the agent, "ct:"
-  the content types, "received:" the relay host domains and
+- Selected header fields, each token prefixed with the field name.
+  "subject:" words; "from:", "reply-to:" and "to:" addresses, domains
+  and name words; "mid:" the Message-ID domain; "x-mailer:" the agent;
+  "ct:" the content types; "received:" the relay host domains and
   "received:ip:" the /24 networks of bracketed addresses in the newest
-  four Received fields, and "header:<name>" for every field name present.
+  four Received fields; "header:<name>" for every field name present.
 - Body text of the text/plain and text/html parts: Latin and other
   alphabetic words lower-cased, 3 to 12 characters (a longer word becomes
   "skip:<first character> <length rounded down to 10>", as SpamBayes
