@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from concurrent.futures import Executor
 from dataclasses import dataclass
 
 import dkim
@@ -95,7 +96,13 @@ class ARCCheck:
 
     name = "arc"
 
-    def __init__(self, settings: Settings, lookup: TxtLookup | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        lookup: TxtLookup | None = None,
+        executor: Executor | None = None,
+    ) -> None:
+        self.executor = executor
         self.settings = settings.authentication
         self.timeout = settings.dns.timeout
         self.resolver = build_sync_resolver(settings)
@@ -117,7 +124,8 @@ class ARCCheck:
     async def check(self, message: InboundMessage, verdict: Verdict) -> CheckResult:
         started = time.monotonic()
         try:
-            chain = await asyncio.to_thread(self._verify, message)
+            loop = asyncio.get_running_loop()
+            chain = await loop.run_in_executor(self.executor, self._verify, message)
         except OSError:
             chain = ChainResult("none", reason="message could not be read")
         parts = [f"arc={chain.result}"]

@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from concurrent.futures import Executor
 from dataclasses import dataclass
 
 import dkim
@@ -194,7 +195,13 @@ class DKIMCheck:
 
     name = "dkim"
 
-    def __init__(self, settings: Settings, lookup: TxtLookup | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        lookup: TxtLookup | None = None,
+        executor: Executor | None = None,
+    ) -> None:
+        self.executor = executor
         self.settings = settings.authentication
         self.timeout = settings.dns.timeout
         self.resolver = build_sync_resolver(settings)
@@ -221,7 +228,10 @@ class DKIMCheck:
     async def check(self, message: InboundMessage, verdict: Verdict) -> CheckResult:
         started = time.monotonic()
         try:
-            signatures = await asyncio.to_thread(self._verify, message)
+            loop = asyncio.get_running_loop()
+            signatures = await loop.run_in_executor(
+                self.executor, self._verify, message
+            )
             error = None
         except OSError as exc:
             signatures = []

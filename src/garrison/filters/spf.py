@@ -27,6 +27,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass
 
 import spf as pyspf
@@ -123,7 +124,13 @@ class SPFCheck:
 
     name = "spf"
 
-    def __init__(self, settings: Settings, lookup: Lookup | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        lookup: Lookup | None = None,
+        executor: Executor | None = None,
+    ) -> None:
+        self.executor = executor
         self.settings = settings.authentication
         self.receiver = settings.server.hostname
         self.lookup = lookup or RecordLookup(build_sync_resolver(settings))
@@ -139,7 +146,7 @@ class SPFCheck:
             receiver=self.receiver,
             time_limit=self.settings.spf_time_limit,
         )
-        outcome = await asyncio.get_running_loop().run_in_executor(None, run)
+        outcome = await asyncio.get_running_loop().run_in_executor(self.executor, run)
         property_name = (
             "smtp.mailfrom" if outcome.identity == "mailfrom" else "smtp.helo"
         )
