@@ -9,6 +9,7 @@ MX listener, and the test reads alice's INBOX back over IMAPS.
 from __future__ import annotations
 
 import imaplib
+import re
 import smtplib
 import ssl
 from collections.abc import Iterator
@@ -45,10 +46,14 @@ def checking_process(
     garrison_setup: GarrisonProcess, dns: DNSServer
 ) -> Iterator[GarrisonProcess]:
     """`garrison serve` with the checks on, stopped with SIGTERM at teardown."""
-    text = garrison_setup.config.read_text()
-    text = text.replace(
-        'nameservers = ["127.0.0.1:9"]', f'nameservers = ["{dns.address}"]', 1
+    text, count = re.subn(
+        r"^nameservers = .*$",
+        f'nameservers = ["{dns.address}"]',
+        garrison_setup.config.read_text(),
+        count=1,
+        flags=re.M,
     )
+    assert count == 1, "no nameservers line in the generated config"
     head, marker, section = text.partition("\n[authentication]\n")
     assert marker, "no [authentication] section in the generated config"
     # The first `enabled` line after the header is the section's own.
