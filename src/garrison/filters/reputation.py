@@ -3,15 +3,16 @@
 `ClientReputation` (one per worker) owns the DNS lists of the
 `[reputation]` settings and the `PolicyCache` of the local allow and
 block lists (`garrison.governance.policy`). `lookup(client_ip)` queries
-every DNSBL and DNSWL zone concurrently (reversed IPv4 octets or IPv6
-nibbles, then the zone; an A record means listed, RFC 5782 §2) within
-`dns_timeout` seconds, and keeps the result per address for `cache_ttl`
-seconds. A query that fails or times out counts as "not listed", so a DNS
+every DNSBL and DNSWL zone concurrently within `dns_timeout` seconds. A
+query name is the reversed IPv4 octets or IPv6 nibbles, then the zone,
+and an A record means listed (RFC 5782 §2). Each worker keeps the result
+per address for `cache_ttl` seconds. A query that fails or times out counts as "not listed", so a DNS
 failure never rejects mail. The SMTP server calls it at connect and
 rejects at connect or RCPT as `dnsbl_reject_at` says.
 
-`ReputationCheck` is the inbound check (name "reputation", first in the
-chain). Its `CheckResult` carries, for the checks after it:
+`ReputationCheck` is the inbound check named "reputation". It runs first
+whenever DNS lists are set or other checks run (`garrison.filters.chain`),
+and its `CheckResult` carries, for the checks after it:
 
 - symbols `DNSBL_<zone>` (the list's weight) and `DNSWL_<zone>` (minus
   the list's weight), which add to the spam score;
