@@ -8,11 +8,15 @@
   the server's `dns` attribute is the DNS server, with its query log.
 - `send(server, message, mail_from=...)` sends one message to alice over
   the MX listener from 127.0.0.1 and returns the DATA reply.
+- `serving(zone)` runs a DNS server for a module-scoped fixture, and
+  `resolver_settings(dns)` returns settings whose DNS is that server.
+  Stopping a DNS server takes about a second, so tests that only need
+  lookups share one per module.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import pytest
@@ -20,7 +24,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from garrison.config import Settings
-from garrison.config.schema import AuthenticationSettings
+from garrison.config.schema import AuthenticationSettings, DNSSettings
 from garrison.dkim.keys import SigningKey, dns_record
 from garrison.dkim.signer import sign_message
 from garrison.server.runner import Runner
@@ -95,6 +99,20 @@ def with_dns(settings: Settings, dns: DNSServer, **options: object) -> Settings:
     return settings.model_copy(
         update={"authentication": authentication, "dns": dns_settings}
     )
+
+
+def serving(zone: Zone, servfail: set[str] | None = None) -> Iterator[DNSServer]:
+    """Run a DNS server with `zone` until the generator is closed."""
+    server = DNSServer(zone, servfail).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def resolver_settings(dns: DNSServer) -> Settings:
+    """Return default settings with DNS on the test server."""
+    return Settings(dns=DNSSettings(nameservers=[dns.address], timeout=3.0))
 
 
 @pytest.fixture

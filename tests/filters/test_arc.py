@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import dkim
 import pytest
 
@@ -17,9 +19,12 @@ from tests.filters.authzone import (
     mailbox,
     message_from,
     publish_key,
+    resolver_settings,
     send,
+    serving,
     with_dns,
 )
+from tests.queue.dnsserver import DNSServer
 
 AUTHOR_KEY = SigningKey("pass.example", "sel", "rsa", RSA_KEY)
 SEALER_KEY = SigningKey("list.example", "arc", "rsa", RSA_KEY)
@@ -50,10 +55,14 @@ def through_list(modify: bool = True) -> bytes:
     return b"".join(seal) + received
 
 
+@pytest.fixture(scope="module")
+def lookup_dns() -> Iterator[DNSServer]:
+    yield from serving(zone())
+
+
 @pytest.fixture
-def lookup(settings, dns_server) -> TxtLookup:
-    dns = dns_server(zone())
-    return TxtLookup(build_sync_resolver(with_dns(settings, dns)))
+def lookup(lookup_dns: DNSServer) -> TxtLookup:
+    return TxtLookup(build_sync_resolver(resolver_settings(lookup_dns)))
 
 
 def test_sealed_chain_passes(lookup) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import dkim
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
@@ -18,9 +20,11 @@ from tests.filters.authzone import (
     mailbox,
     message_from,
     publish_key,
+    resolver_settings,
     send,
-    with_dns,
+    serving,
 )
+from tests.queue.dnsserver import DNSServer
 
 RSA = SigningKey("pass.example", "sel", "rsa", RSA_KEY)
 ED25519 = SigningKey(
@@ -42,10 +46,14 @@ def zone() -> dict:
     return records
 
 
+@pytest.fixture(scope="module")
+def lookup_dns() -> Iterator[DNSServer]:
+    yield from serving(zone(), servfail={"sel._domainkey.broken.example"})
+
+
 @pytest.fixture
-def lookup(settings, dns_server) -> TxtLookup:
-    dns = dns_server(zone(), servfail={"sel._domainkey.broken.example"})
-    return TxtLookup(build_sync_resolver(with_dns(settings, dns)))
+def lookup(lookup_dns: DNSServer) -> TxtLookup:
+    return TxtLookup(build_sync_resolver(resolver_settings(lookup_dns)))
 
 
 def verify(message: bytes, lookup: TxtLookup, **options) -> list[SignatureResult]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from types import SimpleNamespace
 
 import authres
@@ -33,9 +34,11 @@ from tests.filters.authzone import (
     mailbox,
     message_from,
     publish_key,
+    resolver_settings,
     send,
-    with_dns,
+    serving,
 )
+from tests.queue.dnsserver import DNSServer
 
 # -- records, organizational domains, alignment ------------------------------
 
@@ -107,10 +110,14 @@ DISCOVERY_ZONE = {
 }
 
 
+@pytest.fixture(scope="module")
+def discovery_dns() -> Iterator[DNSServer]:
+    yield from serving(DISCOVERY_ZONE, servfail={"_dmarc.broken.example"})
+
+
 @pytest.fixture
-def resolver(settings, dns_server):
-    dns = dns_server(DISCOVERY_ZONE, servfail={"_dmarc.broken.example"})
-    return build_resolver(with_dns(settings, dns))
+def resolver(discovery_dns: DNSServer):
+    return build_resolver(resolver_settings(discovery_dns))
 
 
 async def test_discovery_at_author_domain(resolver) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 
 import pytest
 import spf as pyspf
@@ -18,9 +19,11 @@ from tests.filters.authzone import (
     header_of,
     mailbox,
     message_from,
+    resolver_settings,
     send,
-    with_dns,
+    serving,
 )
+from tests.queue.dnsserver import DNSServer
 
 LOOKUP_ZONE = {
     ("records.test", "A"): ["192.0.2.10", "192.0.2.11"],
@@ -31,10 +34,14 @@ LOOKUP_ZONE = {
 }
 
 
+@pytest.fixture(scope="module")
+def lookup_dns() -> Iterator[DNSServer]:
+    yield from serving(LOOKUP_ZONE, servfail={"broken.test"})
+
+
 @pytest.fixture
-def lookup(settings, dns_server) -> RecordLookup:
-    dns = dns_server(LOOKUP_ZONE, servfail={"broken.test"})
-    return RecordLookup(build_sync_resolver(with_dns(settings, dns)))
+def lookup(lookup_dns: DNSServer) -> RecordLookup:
+    return RecordLookup(build_sync_resolver(resolver_settings(lookup_dns)))
 
 
 def test_lookup_returns_pyspf_formats(lookup: RecordLookup) -> None:
