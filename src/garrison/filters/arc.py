@@ -1,8 +1,9 @@
 """ARC verification of inbound mail (RFC 8617) with dkimpy.
 
 `ARCCheck` validates the ARC chain of a message and returns
-`arc=pass|fail|none` with `smtp.remote-ip` (RFC 8617 §10.2) and, for a
-chain that was evaluated, a comment naming the newest sealer. `details`
+`arc=pass|fail|none` with `smtp.remote-ip`, a property RFC 8617 adds for
+the arc method, and, for a chain that was evaluated, a comment naming the
+newest sealer. `details`
 carries the chain validation result and the d= of the newest ARC-Seal,
 for DMARC: a passing chain overrides a DMARC failure only when that domain
 is in `authentication.arc_trusted_sealers` (empty by default), because
