@@ -101,6 +101,8 @@ ENABLEABLE = {
 MAX_AUTH_FAILURES = 3
 # Consecutive BAD responses before the server hangs up on a broken client.
 MAX_BAD_COMMANDS = 20
+# Seconds the client gets to complete the TLS handshake after STARTTLS.
+TLS_HANDSHAKE_TIMEOUT = 60.0
 
 
 def _is_loopback(peer: object) -> bool:
@@ -252,7 +254,7 @@ class Session:
         # RFC 3501 §6.2.1 and RFC 3207 §4: drop plaintext pipelined after
         # STARTTLS; it must not be read as if it came over TLS.
         self.reader.discard_buffered()
-        await self.writer.start_tls(context)
+        await self.writer.start_tls(context, ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT)
         self.tls_active = True
 
     # -- selected mailbox ---------------------------------------------------

@@ -60,11 +60,12 @@ async def starttls(
         )
     response.status(command.tag, errors.OK, "Begin TLS negotiation now")
     await session.send(response)
+    # No task switch between the OK and start_tls: wrapping it in wait_for
+    # would let the loop read the ClientHello into the plaintext buffer,
+    # which start_tls then drops, and the handshake would hang.
     try:
-        await asyncio.wait_for(
-            session.start_tls(session.server.tls_context), timeout=60
-        )
-    except (TimeoutError, OSError) as exc:
+        await session.start_tls(session.server.tls_context)
+    except (TimeoutError, OSError, ConnectionError) as exc:
         event(
             log,
             "tls_failed",
