@@ -26,6 +26,7 @@ from garrison.store.blobs import BlobWriter
 
 _CHUNK = 256 * 1024
 _FIELD = re.compile(rb"[^\r\n]*\r\n(?:[ \t][^\r\n]*\r\n)*")
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _AUTHSERV_ID = re.compile(rb"\s*(?:\([^)]*\)\s*)*([^\s;(]+)")
 
 
@@ -70,7 +71,13 @@ def authserv_id(field: bytes) -> str:
 
 
 def format_field(name: str, value: str) -> bytes:
-    """Return one header field, folded before each `;`-separated part."""
+    """Return one header field, folded before each `;`-separated part.
+
+    Control characters in `value` (CR and LF above all, which would start a
+    new field) become spaces, because values carry text from DNS records
+    and other servers.
+    """
+    value = _CONTROL.sub(" ", value)
     parts = value.split("; ")
     text = f"{name}: " + ";\r\n\t".join(parts)
     return text.encode("utf-8") + b"\r\n"
