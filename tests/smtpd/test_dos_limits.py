@@ -266,3 +266,25 @@ async def test_client_not_reading_replies_closed(
             break
         await asyncio.sleep(0.1)
     assert len(limit_lines(caplog, "max_session_duration")) == 1
+
+
+async def test_slow_drip_command_times_out(garrison_server, monkeypatch) -> None:
+    """The command timeout covers the whole line, not each byte of it."""
+    configure(garrison_server, monkeypatch, command_timeout=1.0)
+    async with Dialogue.connect(garrison_server.port("smtp")) as smtp:
+        await smtp.read_reply()
+        started = time.monotonic()
+        reply = None
+        for byte in b"NOOP\r\n":
+            try:
+                await smtp.send(bytes([byte]))
+            except ConnectionError:
+                break
+            try:
+                reply = await smtp.read_reply(timeout=0.4)
+                break
+            except TimeoutError:
+                continue
+        assert reply is not None, "the server waited for the whole slow line"
+        assert (reply.code, reply.enhanced) == (421, "4.4.2")
+        assert time.monotonic() - started < 2.5

@@ -59,8 +59,12 @@ class Connection:
 
         Raises LineTooLong after discarding a line longer than `max_length`
         (line end included), TimeoutError when no complete line arrives in
-        `timeout` seconds, and ConnectionClosed at EOF.
+        `timeout` seconds, and ConnectionClosed at EOF. The timeout covers
+        the whole line, so a client that sends one byte at a time cannot
+        stretch a command past it.
         """
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + timeout
         discarding = False
         while True:
             end = self._buffer.find(b"\n", self._scanned)
@@ -78,7 +82,10 @@ class Connection:
                 discarding = True
                 self._buffer.clear()
             self._scanned = len(self._buffer)
-            await self._fill(timeout)
+            remaining = give_up - loop.time()
+            if remaining <= 0:
+                raise TimeoutError()
+            await self._fill(remaining)
 
     async def read_chunk(self, max_size: int, timeout: float) -> bytes:
         """Return between 1 and `max_size` bytes: buffered input first.
