@@ -115,9 +115,10 @@ class SMTPSettings(Section):
     greeting_delay: float = Field(
         0.0,
         ge=0,
-        description="Seconds to wait before the 220 greeting; a client that "
-        "sends anything before the greeting is rejected (554 5.5.1). 0 checks "
-        "only the input that has already arrived when the greeting is sent.",
+        description="Seconds the MX listeners wait before the 220 greeting; a "
+        "client that sends anything before the greeting is rejected (554 5.5.1). "
+        "Submission listeners do not wait, and with 0 only the input that has "
+        "already arrived when the greeting is sent is checked.",
     )
     max_session_duration: float = Field(
         3600.0,

@@ -378,7 +378,9 @@ class SMTPServer:
         early input marks a client that ignores replies. Returns True after
         queueing 554 5.5.1 and logging the limit.
         """
-        delay = self.settings.smtp.greeting_delay
+        # Like Postfix's postscreen, the delay applies to the MX only: a
+        # submission client has a password to lose, not a spam run to win.
+        delay = self.settings.smtp.greeting_delay if self.listener.protocol == "smtp" else 0
         if delay > 0:
             # Shutdown cancels an idle session at once, so the delay does
             # not hold it up.
