@@ -104,6 +104,10 @@ def listener_names(config_text: str) -> list[str]:
     return re.findall(r'^name = "([^"]+)"', config_text, re.MULTILINE)
 
 
+class PortTaken(Exception):
+    """`garrison serve` could not bind a port that another process took."""
+
+
 class GarrisonProcess:
     """A Garrison setup in a directory and the `garrison serve` running it."""
 
@@ -153,7 +157,27 @@ class GarrisonProcess:
         return run_cli(*args, "--config", str(self.config), stdin=stdin, check=check)
 
     def start(self) -> None:
-        """Start `garrison serve` and wait until every listener accepts."""
+        """Start `garrison serve` and wait until every listener accepts.
+
+        Ports come from `free_port`, which another test running in parallel
+        may take before the server binds it; on a bind failure the listeners
+        get fresh ports and the server is started again, up to 3 times.
+        """
+        for attempt in range(3):
+            try:
+                self._start_once()
+                return
+            except PortTaken:
+                if attempt == 2:
+                    raise
+                self.process = None
+                self.log_path.unlink(missing_ok=True)
+                self.ports = {name: free_port() for name in self.ports}
+                self.config.write_text(
+                    set_listener_ports(self.config.read_text(), self.ports)
+                )
+
+    def _start_once(self) -> None:
         assert self.process is None, "garrison serve is already running"
         log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
@@ -167,6 +191,8 @@ class GarrisonProcess:
         for name, port in self.ports.items():
             while not self._accepts(port):
                 if self.process.poll() is not None:
+                    if "cannot bind" in self.log() and "already in use" in self.log():
+                        raise PortTaken(self.log())
                     pytest.fail(
                         f"garrison serve exited {self.process.returncode} before "
                         f"listener {name} accepted:\n{self.log()}"
