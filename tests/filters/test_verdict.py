@@ -110,3 +110,18 @@ async def test_quarantine_keeps_message_out_of_mailboxes(garrison_server) -> Non
     assert mailbox_messages(garrison_server, "INBOX") == []
     rows = garrison_server.runner.services.delivery.quarantine.list()
     assert [row.reason for row in rows] == ["spam 15.0"]
+
+
+async def test_allow_list_overrides_later_reject(garrison_server) -> None:
+    account = garrison_server.directory.resolve_recipient(ALICE).accounts[0]
+    allowing = FixedCheck(CheckResult("allow", allowed_accounts={account.id}), name="allow")
+    refusal = Reply(550, "5.7.1", "rejected by test policy")
+    install(
+        garrison_server,
+        allowing,
+        FixedCheck(CheckResult("fixed", reject=refusal, junk=True)),
+    )
+    reply = await send_message(garrison_server, MESSAGE)
+    assert reply.code == 250
+    assert len(mailbox_messages(garrison_server, "INBOX")) == 1
+    assert mailbox_messages(garrison_server, "Junk") == []

@@ -8,7 +8,9 @@ and folds their results into one `Verdict`, which the delivery pipeline
 applies before it answers `250`:
 
 - `reject`: the first check that rejects decides the SMTP reply, and the
-  later checks do not run;
+  later checks do not run; when every recipient account is in
+  `allowed_accounts` (its allow list matched), a reject is dropped and the
+  message delivered;
 - `quarantine`: the message goes to the quarantine with the reason;
 - `junk` / `junk_accounts`: the message is filed into the Junk mailbox of
   every recipient account, or of the listed accounts only, but never for
@@ -196,6 +198,15 @@ class CheckChain:
             result = await check.check(message, verdict)
             if result is None:
                 continue
+            if result.reject is not None and _all_allowed(message, verdict):
+                # Every recipient's allow list vouches for the client or
+                # sender, as a whitelist bypasses the spam and DMARC
+                # actions in rspamd: deliver instead of rejecting.
+                event(
+                    log, "reject_skipped", queue_id=message.queue_id,
+                    check=result.name, reason="allow list",
+                )
+                result.reject = None
             verdict.add(result)
             if verdict.reject is not None:
                 break
@@ -209,6 +220,14 @@ class CheckChain:
             duration_ms=round((time.monotonic() - started) * 1000),
         )
         return verdict
+
+
+def _all_allowed(message: InboundMessage, verdict: Verdict) -> bool:
+    """Return whether every recipient is a local account on an allow list."""
+    recipients = message.envelope.recipients
+    if not recipients or not all(rcpt.accounts for rcpt in recipients):
+        return False
+    return set(message.account_ids) <= verdict.allowed_accounts
 
 
 def _action(verdict: Verdict) -> str:
