@@ -175,6 +175,18 @@ class StoreSettings(Section):
     group_commit_max: int = Field(
         256, ge=1, description="Maximum number of writes that share one database commit."
     )
+    blob_gc_interval: float = Field(
+        3600.0,
+        ge=0,
+        description="Seconds between removals of message files that no "
+        "message, queue entry or quarantine entry uses; 0 turns them off.",
+    )
+    blob_gc_grace: float = Field(
+        86400.0,
+        gt=0,
+        description="Seconds an unused message file is kept after it was last "
+        "written or reused, so that deliveries in progress keep theirs.",
+    )
 
 
 class DNSSettings(Section):

@@ -402,10 +402,9 @@ class Directory:
     def remove_account(self, address: str) -> list[str]:
         """Delete an account with its mailboxes, messages and the aliases to it.
 
-        Returns the addresses of the aliases removed with it. Blobs stay on
-        disk until a blob garbage collection exists.
+        Returns the addresses of the aliases removed with it. The message
+        files are removed later by the blob collector (`garrison.store.gc`).
         """
-        # TODO: reclaim blob files no longer referenced by any message.
         account = self._existing_account(address)
         self._resolved.clear()
         self._conn.execute("BEGIN IMMEDIATE")

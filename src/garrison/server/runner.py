@@ -19,9 +19,12 @@ from garrison.net.implicit_tls import start_tls_server
 from garrison.observability.log import event
 from garrison.server.peers import PeerNotifier
 from garrison.server.services import Services
+from garrison.store.gc import BlobCollector
 from garrison.store.indexer import SearchIndexer
 
 log = logging.getLogger("garrison.server")
+# The tables besides `messages` whose rows keep a message file in use.
+BLOB_REFERRERS = (("queue_messages", "blob_id"), ("quarantine", "blob_id"))
 _BACKLOG = 1024
 # StreamReader buffer limit; the protocol readers bound lines themselves.
 _READ_LIMIT = 256 * 1024
@@ -80,6 +83,7 @@ class Runner:
         # search indexer.
         self.run_queue = run_queue
         self.indexer: SearchIndexer | None = None
+        self.collector: BlobCollector | None = None
         self.services: Services | None = None
         self.servers: list[tuple[ListenerSettings, asyncio.Server, ProtocolServer]] = []
         self.stopping = asyncio.Event()
@@ -126,6 +130,15 @@ class Runner:
                 self.services.queue.start_scheduler()
                 self.indexer = SearchIndexer(self.services.store)
                 self.indexer.start()
+                store_settings = self.settings.store
+                if store_settings.blob_gc_interval:
+                    self.collector = BlobCollector(
+                        self.services.store,
+                        referrers=BLOB_REFERRERS,
+                        grace=store_settings.blob_gc_grace,
+                        interval=store_settings.blob_gc_interval,
+                    )
+                    self.collector.start()
         except BaseException:
             await self.stop()
             raise
@@ -144,6 +157,9 @@ class Runner:
         if self.indexer is not None:
             await self.indexer.stop()
             self.indexer = None
+        if self.collector is not None:
+            await self.collector.stop()
+            self.collector = None
         if self.services is not None:
             await self.services.queue.stop(self.settings.server.shutdown_grace)
         await asyncio.gather(

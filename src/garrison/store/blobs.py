@@ -38,6 +38,20 @@ class BlobRef:
     data: bytes | None = field(default=None, compare=False, repr=False)
 
 
+def _reuse(target: Path) -> bool:
+    """Return True when the blob file exists, refreshing its modification time.
+
+    The fresh time keeps the garbage collector (`garrison.store.gc`) away
+    from a file that a new message is about to use. When the collector has
+    just taken the file away, the caller writes it anew.
+    """
+    try:
+        os.utime(target)
+    except FileNotFoundError:
+        return False
+    return True
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -135,7 +149,7 @@ class BlobStore:
         os.fsync(file.fileno())
         file.close()
         target = self.path(blob_id)
-        if target.exists():
+        if _reuse(target):
             temp.unlink()
             return
         created = self._ensure_parent(target)
@@ -144,7 +158,7 @@ class BlobStore:
 
     def _install_bytes(self, data: bytes, blob_id: str) -> None:
         target = self.path(blob_id)
-        if target.exists():
+        if _reuse(target):
             return
         created = self._ensure_parent(target)
         temp = self.spool_dir / f"{secrets.token_hex(12)}.tmp"
@@ -206,4 +220,10 @@ class BlobStore:
         for temp in self.spool_dir.glob("*.tmp"):
             temp.unlink(missing_ok=True)
             removed += 1
+        # A file the garbage collector had set aside when the process died
+        # goes back: the next collection removes it if it is still unused.
+        for aside in self.spool_dir.glob("*.gc"):
+            target = self.path(aside.name.split(".", 1)[0])
+            self._ensure_parent(target)
+            os.replace(aside, target)
         return removed
