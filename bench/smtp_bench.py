@@ -18,6 +18,9 @@ the same sitting (for example Postfix delivering to a Maildir), and with
 --peer-pid PID (repeatable) or --peer-cgroup DIR it reads that server's CPU,
 then prints the ratios.
 
+`--set SECTION.KEY=VALUE` (repeatable) changes a setting of the Garrison
+server, for example `--set spam.enabled=false`.
+
 Requires /usr/sbin/smtp-source (Debian package postfix). Traffic goes only
 to 127.0.0.1.
 """
@@ -100,7 +103,24 @@ def wait_for_port(port: int, timeout: float = 20.0) -> None:
     raise SystemExit(f"server did not listen on port {port} within {timeout} s")
 
 
-def start_garrison(workdir: Path, workers: int = 0) -> tuple[subprocess.Popen, int, Path]:
+def set_config_values(text: str, settings: list[str]) -> str:
+    """Return the config text with each SECTION.KEY=VALUE put into its table."""
+    for setting in settings:
+        name, _, value = setting.partition("=")
+        section, _, key = name.partition(".")
+        head, marker, tail = text.partition(f"[{section}]\n")
+        if not marker or not key or not value:
+            raise SystemExit(f"invalid --set {setting!r}; use SECTION.KEY=VALUE")
+        body, next_table, rest = tail.partition("\n[")
+        lines = [line for line in body.split("\n") if not line.startswith(f"{key} =")]
+        body = "\n".join([f"{key} = {value}", *lines])
+        text = head + marker + body + next_table + rest
+    return text
+
+
+def start_garrison(
+    workdir: Path, workers: int = 0, settings: list[str] | None = None
+) -> tuple[subprocess.Popen, int, Path]:
     data = workdir / "var"
     subprocess.run(
         [str(GARRISON), "init", "--data-dir", str(data)],
@@ -110,6 +130,7 @@ def start_garrison(workdir: Path, workers: int = 0) -> tuple[subprocess.Popen, i
     config = data / "garrison.toml"
     text = config.read_text()
     head, _, _ = text.partition("[[listeners]]")
+    head = set_config_values(head, settings or [])
     config.write_text(
         head.replace('log_level = "INFO"', 'log_level = "WARNING"').replace(
             "workers = 0", f"workers = {workers}"
@@ -232,6 +253,13 @@ def main() -> None:
     parser.add_argument(
         "--workers", type=int, default=0, help="Garrison worker processes (0: one per core)"
     )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="Garrison setting in TOML syntax, e.g. spam.enabled=false (repeatable)",
+    )
     parser.add_argument("--peer", help="HOST:PORT of a peer SMTP server to compare")
     parser.add_argument("--peer-rcpt", default="user1@example.test")
     parser.add_argument(
@@ -245,7 +273,7 @@ def main() -> None:
 
     results: dict[str, list[dict]] = {"garrison": [], "peer": []}
     workdir = Path(tempfile.mkdtemp(prefix="garrison-bench-"))
-    server, port, db = start_garrison(workdir, args.workers)
+    server, port, db = start_garrison(workdir, args.workers, args.set)
     time.sleep(2)  # let every worker finish starting
     try:
         for run in range(args.runs):
