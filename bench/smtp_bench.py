@@ -130,7 +130,10 @@ def start_garrison(
     config = data / "garrison.toml"
     text = config.read_text()
     head, _, _ = text.partition("[[listeners]]")
-    head = set_config_values(head, settings or [])
+    # The load comes from one address at hundreds of connections a second,
+    # over the per-IP rate limit; DNS lookups may go to loopback only.
+    defaults = ["limits.connection_rate_per_ip=0", 'dns.nameservers=["127.0.0.1:9"]']
+    head = set_config_values(head, [*defaults, *(settings or [])])
     config.write_text(
         head.replace('log_level = "INFO"', 'log_level = "WARNING"').replace(
             "workers = 0", f"workers = {workers}"

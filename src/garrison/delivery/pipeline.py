@@ -1,10 +1,11 @@
 """The inbound delivery pipeline.
 
 `DeliveryPipeline.deliver(envelope, blob)` runs after the SMTP server has
-committed the message blob and before it answers `250`: it analyses the
+received the message blob and before it answers `250`: it analyses the
 message once (MIME structure, ENVELOPE, BODYSTRUCTURE, search fields) and
 stores it in the INBOX of every local recipient in one group-committed
-transaction. When it returns, the message is durable for all recipients;
+transaction. A small blob arrives `pending` (in memory only), and only the
+final content, with the fields the checks add, is written to disk. When it returns, the message is durable for all recipients;
 when it raises `DeliveryError`, nothing was stored and the SMTP server
 replies with the error's code.
 
@@ -179,6 +180,7 @@ class DeliveryPipeline:
 
         if envelope.authenticated_as and self.signer is not None:
             blob = await self._sign(envelope, blob)
+        blob = await self._persist(envelope, blob)
         remote = [rcpt for rcpt in envelope.recipients if not rcpt.accounts]
         account_ids = list(
             dict.fromkeys(
@@ -306,7 +308,15 @@ class DeliveryPipeline:
             451, "4.3.0", "local delivery failed; try again later", temporary=True
         )
 
+    async def _persist(self, envelope: Envelope, blob: BlobRef) -> BlobRef:
+        """Write the file of a blob the SMTP server left in memory only."""
+        try:
+            return await self.store.blobs.persist(blob)
+        except OSError as exc:
+            raise self._local_error(envelope, exc) from exc
+
     async def _quarantine(self, envelope: Envelope, blob: BlobRef, reason: str) -> None:
+        blob = await self._persist(envelope, blob)
         try:
             await self.quarantine.add(envelope, blob, reason)
         except (OSError, StoreError) as exc:

@@ -263,7 +263,9 @@ async def _finish_message(session: Session) -> None:
 
     session.phase = "delivering"
     try:
-        blob_ref = await blob.commit()
+        # The delivery pipeline writes the file of a small message once it
+        # has its final header fields, so only that copy is synced to disk.
+        blob_ref = await blob.commit(durable=False)
         transaction.blob = None
         if _hop_count(session, blob_ref) > session.server.settings.queue.max_hops:
             # RFC 5321 §6.3: a message with too many Received fields loops.
@@ -290,8 +292,8 @@ async def _finish_message(session: Session) -> None:
             recipients = len(envelope.recipients)
             await policy.record_submission(session, account, recipients)
     except DeliveryError as exc:
-        # NOTE: the committed blob stays in the blob store although no
-        # message refers to it.
+        # A large message's file stays until the blob collector removes it;
+        # a small one was never written.
         session.reject("delivery", Reply(exc.code, exc.enhanced, exc.text))
         transaction.reset()
         return

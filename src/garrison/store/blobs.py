@@ -27,15 +27,18 @@ MEMORY_LIMIT = 1024 * 1024
 
 @dataclass(frozen=True, slots=True)
 class BlobRef:
-    """A committed blob: its SHA-256 hex id and size in bytes.
+    """A blob: its SHA-256 hex id and size in bytes.
 
     `data` is the content when the blob was small enough to stay in memory,
     so the delivery pipeline can analyse it without reading the file back.
+    A `pending` blob has only that in-memory content and no file yet; it
+    must go through `BlobStore.persist` before any row refers to it.
     """
 
     blob_id: str
     size: int
     data: bytes | None = field(default=None, compare=False, repr=False)
+    pending: bool = field(default=False, compare=False)
 
 
 def _reuse(target: Path) -> bool:
@@ -95,8 +98,15 @@ class BlobWriter:
         self._file.write(self._memory)
         self._memory = None
 
-    async def commit(self) -> BlobRef:
-        """Make the blob durable and return its reference."""
+    async def commit(self, durable: bool = True) -> BlobRef:
+        """Make the blob durable and return its reference.
+
+        With `durable=False`, a blob still in memory is not written: the
+        reference is `pending`, for a caller that may replace the content
+        before storing it (the delivery pipeline adds header fields) and so
+        saves writing and syncing a file that nothing would use. A blob
+        that spilled to the spool is always made durable.
+        """
         if self._closed:
             raise ValueError("blob writer is already closed")
         self._closed = True
@@ -105,6 +115,8 @@ class BlobWriter:
         if self._memory is not None:
             data = bytes(self._memory)
             self._memory = None
+            if not durable:
+                return BlobRef(blob_id, self.size, data, pending=True)
             await loop.run_in_executor(None, self._store._install_bytes, data, blob_id)
             return BlobRef(blob_id, self.size, data)
         assert self._file is not None and self._temp is not None
@@ -189,6 +201,16 @@ class BlobStore:
         if created:
             _fsync_dir(target.parent.parent)
             _fsync_dir(self.blob_dir)
+
+    async def persist(self, blob: BlobRef) -> BlobRef:
+        """Write a pending blob's file durably; return the committed reference."""
+        if not blob.pending:
+            return blob
+        assert blob.data is not None
+        await asyncio.get_running_loop().run_in_executor(
+            None, self._install_bytes, blob.data, blob.blob_id
+        )
+        return BlobRef(blob.blob_id, blob.size, blob.data)
 
     async def put(self, data: bytes) -> BlobRef:
         """Store `data` durably and return its reference."""
