@@ -90,8 +90,10 @@ def text_tokens(text: str) -> Iterable[str]:
             continue
         for index in range(len(run) - 1):
             yield run[index : index + 2]
-    for raw in _CJK.sub(" ", text).split():
-        word = raw.strip(_WORD_STRIP).lower()
+    # Tokens are kept once each, in order of first appearance, so each
+    # distinct chunk needs to be looked at only once.
+    for raw in dict.fromkeys(_CJK.sub(" ", text).lower().split()):
+        word = raw.strip(_WORD_STRIP)
         if len(word) < MIN_WORD or word.startswith(("http:", "https:")):
             continue
         if len(word) > MAX_WORD:
