@@ -21,3 +21,10 @@ def test_line_breaks_in_value_cannot_add_fields() -> None:
 def test_authserv_id_skips_comments() -> None:
     assert authserv_id(b"Authentication-Results: (c) MX.Example; spf=pass\r\n") == "mx.example"
     assert authserv_id(b"Authentication-Results:\r\n\tmx.example 1; none\r\n") == "mx.example"
+
+
+def test_authserv_id_quoted_or_after_nested_comments() -> None:
+    assert authserv_id(b'Authentication-Results: "MX.example"; spf=pass\r\n') == "mx.example"
+    assert authserv_id(b"Authentication-Results: (a(b)c) mx.example; dkim=pass\r\n") == "mx.example"
+    assert authserv_id(b"Authentication-Results: (a\\) b) mx.example; none\r\n") == "mx.example"
+    assert authserv_id(b'Authentication-Results: "mx\\.example"; none\r\n') == "mx.example"

@@ -27,7 +27,7 @@ from garrison.store.blobs import BlobWriter
 _CHUNK = 256 * 1024
 _FIELD = re.compile(rb"[^\r\n]*\r\n(?:[ \t][^\r\n]*\r\n)*")
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
-_AUTHSERV_ID = re.compile(rb"\s*(?:\([^)]*\)\s*)*([^\s;(]+)")
+_TOKEN = re.compile(r'[^\s;()"]+')
 
 
 def _open(store: MailStore, blob: BlobRef) -> BinaryIO:
@@ -61,13 +61,43 @@ def iter_fields(header: bytes) -> Iterable[tuple[bytes, bytes]]:
 
 
 def authserv_id(field: bytes) -> str:
-    """Return the authserv-id of an Authentication-Results field, lower case."""
-    _, _, value = field.partition(b":")
-    value = value.replace(b"\r\n", b"")
-    match = _AUTHSERV_ID.match(value)
-    if match is None:
-        return ""
-    return match.group(1).decode("ascii", "replace").lower()
+    """Return the authserv-id of an Authentication-Results field, lower case.
+
+    RFC 8601 §2.2: the id is a value, so it may be a quoted-string, and it
+    may follow comments, which nest (RFC 5322 §3.2.2).
+    """
+    _, _, raw = field.partition(b":")
+    value = raw.replace(b"\r\n", b"").decode("utf-8", "replace")
+    position = _skip_cfws(value, 0)
+    if value.startswith('"', position):
+        chars = []
+        position += 1
+        while position < len(value) and value[position] != '"':
+            if value[position] == "\\":
+                position += 1
+            chars.append(value[position : position + 1])
+            position += 1
+        return "".join(chars).strip().lower()
+    match = _TOKEN.match(value, position)
+    return match.group().lower() if match else ""
+
+
+def _skip_cfws(value: str, position: int) -> int:
+    """Return the position after any white space and (nested) comments."""
+    depth = 0
+    while position < len(value):
+        char = value[position]
+        if depth and char == "\\":
+            position += 2
+            continue
+        if char == "(":
+            depth += 1
+        elif char == ")" and depth:
+            depth -= 1
+        elif not depth and not char.isspace():
+            break
+        position += 1
+    return position
 
 
 def format_field(name: str, value: str) -> bytes:
@@ -81,6 +111,24 @@ def format_field(name: str, value: str) -> bytes:
     parts = value.split("; ")
     text = f"{name}: " + ";\r\n\t".join(parts)
     return text.encode("utf-8") + b"\r\n"
+
+
+# Fields in which our checks state their verdict; a sender's copies of them
+# are removed from every message, submitted mail included.
+VERDICT_FIELDS = frozenset(
+    {
+        "x-spam-flag", "x-spam-score", "x-spam-status", "x-spam-level",
+        "x-spam", "x-spamd-result", "x-rspamd-action",
+    }
+)
+
+
+def has_forged_fields(header: bytes, our_id: str) -> bool:
+    """Return whether the header has a field that `strip_field` would remove."""
+    return any(
+        strip_field(name, field, set(VERDICT_FIELDS), our_id)
+        for name, field in iter_fields(header)
+    )
 
 
 def strip_field(field_name: bytes, field: bytes, names: set[str], our_id: str) -> bool:

@@ -53,7 +53,13 @@ from garrison.delivery.bounces import (
     failed_recipients,
     wants_failure_notice,
 )
-from garrison.delivery.headers import format_field, read_header, rewrite_header
+from garrison.delivery.headers import (
+    VERDICT_FIELDS,
+    format_field,
+    has_forged_fields,
+    read_header,
+    rewrite_header,
+)
 from garrison.delivery.signing import MessageSigner, SigningError
 from garrison.directory import Account
 from garrison.filters import QuarantineVerdict, scanner_from_settings
@@ -167,6 +173,8 @@ class DeliveryPipeline:
             if verdict.quarantine is not None:
                 await self._quarantine(envelope, blob, verdict.quarantine)
                 return
+        else:
+            blob = await self._strip_forged(envelope, blob)
         if self.antivirus is not None:
             refusal = await self.antivirus.check(envelope.queue_id, blob)
             if isinstance(refusal, QuarantineVerdict):
@@ -295,6 +303,31 @@ class DeliveryPipeline:
         except OSError as exc:
             raise self._local_error(envelope, exc) from exc
         return blob, verdict
+
+    async def _strip_forged(self, envelope: Envelope, blob: BlobRef) -> BlobRef:
+        """Remove fields that claim our authserv-id or carry a spam verdict.
+
+        RFC 8601 §5: such fields did not come from us, and a user who
+        submits mail must not be able to plant them either. A message
+        without them is left as it is.
+        """
+        try:
+            if blob.data is not None:
+                header, _ = read_header(self.store, blob)
+            else:
+                header, _ = await asyncio.to_thread(read_header, self.store, blob)
+        except SigningError as exc:
+            raise DeliveryError(552, "5.3.4", str(exc), temporary=False) from exc
+        except OSError as exc:
+            raise self._local_error(envelope, exc) from exc
+        if not has_forged_fields(header, self.authserv_id):
+            return blob
+        try:
+            return await rewrite_header(
+                self.store, blob, [], set(VERDICT_FIELDS), self.authserv_id
+            )
+        except OSError as exc:
+            raise self._local_error(envelope, exc) from exc
 
     def _read_blob(self, blob: BlobRef) -> bytes:
         return self.store.blobs.read(blob.blob_id)

@@ -143,5 +143,5 @@ def split_message(prefix: bytes) -> tuple[int, int, int]:
     if blank < 0 and len(prefix) - trace_end <= MAX_HEADER_SIZE:
         return trace_end, len(prefix), len(prefix)
     raise SigningError(
-        f"header section larger than {MAX_HEADER_SIZE} bytes; it cannot be signed"
+        f"message header section larger than {MAX_HEADER_SIZE} bytes"
     )
