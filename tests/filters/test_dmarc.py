@@ -13,7 +13,7 @@ import pytest
 
 from garrison.delivery.pipeline import Envelope, Recipient
 from garrison.dkim.keys import SigningKey
-from garrison.filters.dkim_verify import SignatureResult
+from garrison.filters.dkim_verify import UNVERIFIED_TOO_LARGE, SignatureResult
 from garrison.filters.dmarc import Discovery, DMARCCheck, discover_policy
 from garrison.filters.dmarc_record import (
     DMARCRecord,
@@ -459,3 +459,32 @@ def test_invalid_from_follows_domain_policy(settings) -> None:
     assert weakened.reject is None
     assert weakened.junk is True
     assert weakened.auth_results == ["dmarc=permerror (several author domains)"]
+
+
+def test_unverified_aligned_signature_junks_instead_of_reject(settings) -> None:
+    check = failing_check(settings)
+    verdict = Verdict()
+    unverified = SignatureResult(
+        "neutral", "fail.example", "s", "abcdefgh", UNVERIFIED_TOO_LARGE
+    )
+    verdict.add(CheckResult("dkim", details={"signatures": [unverified]}))
+    result = check._evaluate(
+        inbound(("x@a.test", 1), header=b""),
+        verdict,
+        "fail.example",
+        Discovery("found", DMARCRecord("reject")),
+    )
+    assert result.reject is None
+    assert result.junk is True
+    assert "dkim=unverified" in result.auth_results[0]
+    # A signature of another domain does not count.
+    other = Verdict()
+    foreign = SignatureResult("neutral", "other.example", "s", "abcdefgh", UNVERIFIED_TOO_LARGE)
+    other.add(CheckResult("dkim", details={"signatures": [foreign]}))
+    refused = check._evaluate(
+        inbound(("x@a.test", 1), header=b""),
+        other,
+        "fail.example",
+        Discovery("found", DMARCRecord("reject")),
+    )
+    assert refused.reject is not None

@@ -693,7 +693,9 @@ class AuthenticationSettings(Section):
         ge=0,
         description="Largest message, in bytes, whose DKIM signatures and ARC "
         "chain are verified. A larger message gets dkim=neutral and arc=none "
-        "with a comment, because verification holds the whole message in memory.",
+        "with a comment, because verification holds the whole message in memory; "
+        "when its From domain has p=reject and an aligned signature went "
+        "unverified, it is filed into Junk instead of rejected.",
     )
     dkim_time_limit: float = Field(
         20.0,

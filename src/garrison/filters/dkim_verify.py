@@ -48,6 +48,9 @@ log = logging.getLogger("garrison.filters.dkim")
 
 # RFC 8301 §3.2: verifiers must reject RSA keys under 1024 bits.
 MIN_RSA_KEY_BITS = 1024
+# The reason given for a signature that was not verified because the
+# message exceeds dkim_max_message_size.
+UNVERIFIED_TOO_LARGE = "message too large to verify"
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,7 +179,7 @@ def verify_message(
         if index >= max_signatures:
             result, reason = "policy", "too many signatures, not verified"
         elif verifier is None:
-            result, reason = "neutral", "message too large to verify"
+            result, reason = "neutral", UNVERIFIED_TOO_LARGE
         else:
             result, reason = _verify_one(verifier, index, lookup)
         results.append(SignatureResult(result, domain, selector, b_prefix, reason))

@@ -51,7 +51,7 @@ import dns.name
 import dns.resolver
 
 from garrison.config.schema import Settings
-from garrison.filters.dkim_verify import SignatureResult
+from garrison.filters.dkim_verify import UNVERIFIED_TOO_LARGE, SignatureResult
 from garrison.filters.dmarc_record import (
     AuthorDomains,
     DMARCRecord,
@@ -258,6 +258,12 @@ class DMARCCheck:
             if sealer and disposition != "none":
                 notes.append(f"arc=pass as.d={sealer}")
                 disposition = "none"
+            elif disposition == "reject" and self._dkim_unverified(verdict, domain, record):
+                # An aligned signature that this server left unverified
+                # (the message was over dkim_max_message_size) may be
+                # genuine: file into Junk rather than refuse real mail.
+                notes.append("dkim=unverified")
+                disposition = "quarantine"
         notes.append(f"dis={disposition}")
 
         status = "pass" if passed else "fail"
@@ -285,6 +291,20 @@ class DMARCCheck:
         return any(
             isinstance(signature, SignatureResult)
             and signature.result == "pass"
+            and aligned(signature.domain, domain, record.adkim)
+            for signature in signatures
+        )
+
+    def _dkim_unverified(self, verdict: Verdict, domain: str, record: DMARCRecord) -> bool:
+        """Return whether an aligned signature went unverified for its size."""
+        dkim_result = verdict.results.get("dkim")
+        if dkim_result is None:
+            return False
+        signatures = dkim_result.details.get("signatures", [])
+        assert isinstance(signatures, list)
+        return any(
+            isinstance(signature, SignatureResult)
+            and signature.reason == UNVERIFIED_TOO_LARGE
             and aligned(signature.domain, domain, record.adkim)
             for signature in signatures
         )
