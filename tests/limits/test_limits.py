@@ -361,3 +361,34 @@ async def test_password_guessing_ends_in_bans(settings) -> None:
         assert time.monotonic() - started >= 1.5
         await client.close()
         assert not lockout.is_banned("127.0.0.1")
+
+
+async def test_automatic_ban_listed_and_removable(settings) -> None:
+    config = str(settings.server.data_dir / "garrison.toml")
+    limits = settings.limits.model_copy(
+        update={"ban_after_failures": 3, "ban_refresh_interval": 0}
+    )
+    limiter = ConnectionLimiter(limits, AuthLockout(limits), settings.db_path)
+    for _ in range(3):
+        limiter.lockout.record_failure("127.0.0.60", "alice@example.test")
+    assert limiter.admit("127.0.0.60", "imap") is None
+
+    cli = CliRunner()
+    listed = ""
+    for _ in range(50):
+        listed = cli.invoke(ban_app, ["list", "-c", config]).output
+        if "127.0.0.60/32" in listed:
+            break
+        await asyncio.sleep(0.05)
+    assert "127.0.0.60/32" in listed
+    assert "automatic: 3 failed logins" in listed
+
+    removed = cli.invoke(ban_app, ["remove", "127.0.0.60", "-c", config])
+    assert removed.exit_code == 0, removed.output
+    await asyncio.sleep(0.01)
+    admission = limiter.admit("127.0.0.60", "imap")
+    assert admission is not None
+    admission.release()
+    # The failures were forgotten with the ban: one more does not ban again.
+    limiter.lockout.record_failure("127.0.0.60", "alice@example.test")
+    assert not limiter.lockout.is_banned("127.0.0.60")

@@ -2,7 +2,8 @@
 
 Bans are stored in the database, so they apply to every worker within
 `limits.ban_refresh_interval` seconds and survive restarts. Automatic bans
-after failed logins are kept in worker memory and are not listed here.
+after failed logins are stored too, with the reason "automatic: N failed
+logins", so they are listed here and `remove` lifts them.
 """
 
 from __future__ import annotations

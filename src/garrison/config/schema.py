@@ -290,20 +290,20 @@ class LimitsSettings(Section):
     max_connections_per_ip: int = Field(
         50,
         ge=0,
-        description="Open connections one client IP address may hold in one "
-        "worker process, over all listeners; 0 means no limit.",
+        description="Open connections one client IP address may hold, over all "
+        "listeners and worker processes; 0 means no limit.",
     )
     connection_rate_per_ip: int = Field(
         600,
         ge=0,
-        description="New connections one client IP address may open per minute "
-        "in one worker process, over all listeners; 0 means no limit.",
+        description="New connections one client IP address may open per minute, "
+        "over all listeners, counted in each worker process; 0 means no limit.",
     )
     max_connections_per_listener: int = Field(
         1000,
         ge=0,
-        description="Open connections one listener accepts in one worker "
-        "process; 0 means no limit.",
+        description="Open connections one listener accepts, over all worker "
+        "processes; 0 means no limit.",
     )
     auth_failure_delay: float = Field(
         1.0,
@@ -333,14 +333,16 @@ class LimitsSettings(Section):
     ban_duration: float = Field(
         3600.0,
         gt=0,
-        description="Seconds an automatic ban lasts. Automatic bans are kept "
-        "in the memory of the worker process that set them.",
+        description="Seconds an automatic ban lasts. It applies in every worker "
+        "process, and 'garrison ban list' and 'garrison ban remove' show and "
+        "lift it.",
     )
     ban_refresh_interval: float = Field(
         10.0,
         ge=0,
-        description="Seconds between reloads of the bans set with 'garrison ban "
-        "add'; 0 reads them at every new connection.",
+        description="Seconds between reloads of the stored bans, so 'garrison "
+        "ban add' and 'remove' take effect within it; 0 reads them at every new "
+        "connection.",
     )
     rejection_log_interval: float = Field(
         60.0,

@@ -96,6 +96,11 @@ class BanCache:
         self._networks: list[tuple[Network, float | None]] = []
         self._loaded_at: float | None = None
 
+    @property
+    def loaded_at(self) -> float | None:
+        """The time.time() of the last reload, or None before the first."""
+        return self._loaded_at
+
     def is_banned(self, ip: str, now: float) -> bool:
         """Return whether a stored ban in force at `now` covers `ip`."""
         try:

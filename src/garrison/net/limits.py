@@ -24,7 +24,9 @@ counted per worker, so with N workers a client can open up to N times
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import sqlite3
 import time
 from collections import deque
 from collections.abc import Callable
@@ -32,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from garrison.config.schema import LimitsSettings, Settings
-from garrison.net.bans import BanCache
+from garrison.net.bans import BanCache, BanError, BanList
 from garrison.net.lockout import AuthLockout
 from garrison.net.shared import SharedTable, installed
 from garrison.observability.log import event
@@ -40,6 +42,10 @@ from garrison.observability.log import event
 log = logging.getLogger("garrison.limits")
 
 RATE_WINDOW = 60.0
+# Seconds after an automatic ban set by another worker by which its stored
+# copy is written; a ban cache loaded later without it means an
+# administrator removed it.
+BAN_STORE_MARGIN = 2.0
 
 # Rejection reasons, as they appear in the `reason` field of the log line.
 BANNED = "banned"
@@ -82,11 +88,16 @@ class ConnectionLimiter:
         self.lockout = lockout
         self.clock = clock
         self.shared = shared
+        self.db_path = db_path
         self.bans = (
             BanCache(db_path, limits.ban_refresh_interval)
             if db_path is not None
             else None
         )
+        # Automatic bans this worker stored, with the time.time() they were.
+        self._stored_bans: dict[str, float] = {}
+        if db_path is not None:
+            lockout.on_ban = self._store_ban
         self._open_by_ip: dict[str, int] = {}
         self._open_by_listener: dict[str, int] = {}
         self._recent_by_ip: dict[str, deque[float]] = {}
@@ -135,7 +146,7 @@ class ConnectionLimiter:
     def _rejection_reason(self, ip: str, listener: str) -> str | None:
         limits = self.limits
         now = self.clock()
-        if self.lockout.is_banned(ip):
+        if self._auto_banned(ip):
             return BANNED
         if self.bans is not None and self.bans.is_banned(ip, time.time()):
             return BANNED
@@ -160,6 +171,53 @@ class ConnectionLimiter:
             recent.append(now)
             self._prune_rates(now)
         return None
+
+    def _auto_banned(self, ip: str) -> bool:
+        """Return whether an automatic ban of `ip` is in force.
+
+        The stored copy of the ban decides once the ban cache has been
+        reloaded after the ban was stored: when `garrison ban remove` has
+        deleted it, the ban is lifted in this worker too.
+        """
+        since = self.lockout.banned_since(ip)
+        if since is None:
+            return False
+        if self.bans is None:
+            return True
+        wall = time.time()
+        if self.bans.is_banned(ip, wall):
+            return True
+        # The time by which the stored copy existed: known for a ban this
+        # worker stored, estimated for one that another worker set.
+        stored = self._stored_bans.get(ip, since + BAN_STORE_MARGIN)
+        loaded_at = self.bans.loaded_at
+        if loaded_at is not None and loaded_at > stored:
+            self._stored_bans.pop(ip, None)
+            self.lockout.lift(ip)
+            return False
+        return True
+
+    def _store_ban(self, ip: str, failures: int) -> None:
+        """Store an automatic ban in the database, off the event loop."""
+        assert self.db_path is not None
+        db_path, duration = self.db_path, self.limits.ban_duration
+
+        def store() -> None:
+            bans = BanList(db_path)
+            try:
+                bans.add(ip, f"automatic: {failures} failed logins", duration)
+                self._stored_bans[ip] = time.time()
+            except (sqlite3.Error, BanError) as exc:
+                event(log, "ban_store_failed", level=logging.ERROR, ip=ip, error=exc)
+            finally:
+                bans.close()
+
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            store()
+            return
+        loop.run_in_executor(None, store)
 
     def _prune_rates(self, now: float) -> None:
         if len(self._recent_by_ip) <= 10_000:

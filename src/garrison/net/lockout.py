@@ -14,6 +14,8 @@ real user still logs in at once from an address without failures.
 
 Under the supervisor, automatic bans are kept in the workers' shared table
 (`garrison.net.shared`), so a ban set by one worker holds in every worker.
+The connection limiter also stores each automatic ban in the database, so
+`garrison ban list` shows it and `garrison ban remove` lifts it.
 NOTE: the failure counters themselves are per worker, so an attacker whose
 connections are spread over N workers gets up to N times
 `ban_after_failures` guesses before the ban. A restart of the server
@@ -61,6 +63,28 @@ class AuthLockout:
         self._by_account: dict[str, deque[float]] = {}
         self._banned_until: dict[str, float] = {}
         self._max_tracked = max(64, limits.ban_after_failures)
+        # Called with (ip, failures) when this process bans an address, so
+        # the ban can be stored where `garrison ban` sees it.
+        self.on_ban: Callable[[str, int], None] | None = None
+
+    def banned_since(self, ip: str) -> float | None:
+        """Return when the automatic ban of `ip` began (time.time()), or None."""
+        if not self.is_banned(ip):
+            return None
+        until = self._banned_until.get(ip)
+        if until is None and self.shared is not None:
+            until = self.shared.banned_until(_ban_key(ip))
+        assert until is not None
+        started = until - self.limits.ban_duration
+        return time.time() - (self.clock() - started)
+
+    def lift(self, ip: str) -> None:
+        """End the automatic ban of `ip` and forget its failures."""
+        self._banned_until.pop(ip, None)
+        self._by_ip.pop(ip, None)
+        if self.shared is not None:
+            self.shared.ban(_ban_key(ip), 0.0)
+        event(log, "unban", ip=ip, reason="removed by an administrator")
 
     def is_banned(self, ip: str) -> bool:
         """Return whether `ip` is under an automatic ban now."""
@@ -94,6 +118,8 @@ class AuthLockout:
             self._banned_until[ip] = now + limits.ban_duration
             if self.shared is not None:
                 self.shared.ban(_ban_key(ip), now + limits.ban_duration)
+            if self.on_ban is not None:
+                self.on_ban(ip, ip_failures)
             event(
                 log,
                 "ban",
