@@ -177,3 +177,11 @@ def test_numeric_ip_link_fires() -> None:
 )
 def test_auth_symbols(results, expected) -> None:
     assert set(auth_symbols(results)) == expected
+
+
+def test_gtube_fires_in_text_and_html() -> None:
+    line = b"XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X\r\n"
+    assert "GTUBE" in fired(build(body=line))
+    html = b"<html><body><p>" + line + b"</p></body></html>\r\n"
+    assert "GTUBE" in fired(build(body=html, content_type="text/html; charset=utf-8"))
+    assert "GTUBE" not in fired(build(body=b"GTUBE-STANDARD is a test string\r\n"))

@@ -229,3 +229,16 @@ async def test_failed_count_read_still_delivers(spam_server, caplog) -> None:
         assert len(mailbox(server, ALICE, "INBOX")) == 1
         messages = [record.getMessage() for record in caplog.records]
         assert any("spam_classifier_failed" in text for text in messages)
+
+
+async def test_gtube_rejected_with_default_thresholds(spam_server) -> None:
+    gtube = b"XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
+    message = (
+        b"From: sender@example.org\r\nTo: alice@example.test\r\nSubject: test\r\n"
+        b"Date: Fri, 04 Dec 2026 10:00:00 +0000\r\nMessage-ID: <g@example.org>\r\n"
+        b"\r\n" + gtube + b"\r\n"
+    )
+    async with spam_server() as server:
+        reply = await send(server, message)
+        assert (reply.code, reply.enhanced) == (550, "5.7.1")
+        assert mailbox(server, ALICE, "INBOX") == []

@@ -53,7 +53,13 @@ DEFAULT_SCORES: dict[str, float] = {
     "MIME_BAD_EXTENSION": 4.0,
     "MIME_DOUBLE_BAD_EXTENSION": 3.0,
     "URL_NUMERIC_IP": 1.5,
+    # The Generic Test for Unsolicited Bulk Email: a test string that every
+    # filter treats as certain spam, so administrators can check the reject
+    # action end to end.
+    "GTUBE": 1000.0,
 }
+
+GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
 
 # Dates further off than these count as forged (SpamAssassin uses several
 # steps; one step each keeps it simple).
@@ -253,6 +259,8 @@ def _from_rules(content: MessageContent) -> list[str]:
 
 def _body_rules(content: MessageContent) -> list[str]:
     names = []
+    if any(GTUBE in text for text in [*content.plain, *content.html_text]):
+        names.append("GTUBE")
     if content.html and not content.plain:
         names.append("MIME_HTML_ONLY")
     for markup in content.html:
