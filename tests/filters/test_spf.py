@@ -216,3 +216,15 @@ async def test_null_sender_uses_helo_over_smtp(auth_server) -> None:
     assert b"spf=pass smtp.helo=pass.example" in header_of(stored).replace(
         b"\r\n\t", b" "
     )
+
+
+async def test_spf_fail_reject_follows_domain_policy(auth_server) -> None:
+    options = {"spf_fail_action": "reject"}
+    for mode, box in (("monitor", "INBOX"), ("quarantine-only", "Junk")):
+        policy = {"example.test": mode}
+        async with auth_server(dmarc_domain_policy=policy, **options) as server:
+            reply = await send(
+                server, message_from("sender@fail.example"), mail_from="sender@fail.example"
+            )
+            assert reply.code == 250, mode
+            assert len(mailbox(server, box)) == 1, mode

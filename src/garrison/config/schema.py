@@ -681,7 +681,8 @@ class AuthenticationSettings(Section):
     spf_fail_action: Literal["record", "reject"] = Field(
         "record",
         description="Action on SPF fail: record (write the result and let DMARC "
-        "decide, RFC 7489 §10.1) or reject (550 5.7.23). temperror and "
+        "decide, RFC 7489 §10.1) or reject (550 5.7.23, weakened per recipient "
+        "domain by dmarc_domain_policy as a DMARC reject is). temperror and "
         "permerror are always only recorded.",
     )
     spf_time_limit: float = Field(

@@ -164,11 +164,7 @@ class SPFCheck:
             result.headers.append(("Received-SPF", outcome.received_spf))
         action = "accept"
         if outcome.result == "fail" and self.settings.spf_fail_action == "reject":
-            # RFC 7372 §3.2: 5.7.23 when the rejection is an SPF fail.
-            result.reject = replies.SPF_FAILED.format(
-                domain=outcome.domain, ip=message.client_ip
-            )
-            action = "reject"
+            action = self._reject_fail(message, result, outcome.domain)
         event(
             log,
             "spf",
@@ -181,3 +177,29 @@ class SPFCheck:
             duration_ms=round((time.monotonic() - started) * 1000),
         )
         return result
+
+    def _reject_fail(
+        self, message: InboundMessage, result: CheckResult, domain: str
+    ) -> str:
+        """Reject an SPF fail, as `dmarc_domain_policy` allows per recipient domain.
+
+        Only when every recipient's domain enforces is the message rejected.
+        Otherwise accounts in quarantine-only domains get it in Junk and
+        those in monitor domains in the INBOX. Returns the action taken.
+        """
+        policy = self.settings.dmarc_domain_policy
+        modes = [
+            (policy.get(rcpt.address.rpartition("@")[2].lower().rstrip("."), "enforce"), rcpt)
+            for rcpt in message.envelope.recipients
+        ]
+        if all(mode == "enforce" for mode, _ in modes):
+            # RFC 7372 §3.2: 5.7.23 when the rejection is an SPF fail.
+            result.reject = replies.SPF_FAILED.format(domain=domain, ip=message.client_ip)
+            return "reject"
+        result.junk_accounts = {
+            account.id
+            for mode, rcpt in modes
+            if mode != "monitor"
+            for account in rcpt.accounts
+        }
+        return "junk" if result.junk_accounts else "accept"
