@@ -101,6 +101,7 @@ async def test_concurrent_limit_per_ip(settings, protocol) -> None:
         assert greeting1.startswith(GREETING[protocol])
         assert greeting2.startswith(GREETING[protocol])
         assert rejected.startswith(OVER_LIMIT[protocol])
+        assert b"blocked" not in rejected
         assert await third.line() == b"", "rejected connection stays open"
         assert other_greeting.startswith(GREETING[protocol])
 
@@ -182,6 +183,7 @@ async def test_stored_ban_rejects_client(settings) -> None:
         for protocol in ("smtp", "imap", "pop3"):
             client, reply = await connect(runner, protocol, "127.0.0.17")
             assert reply.startswith(OVER_LIMIT[protocol]), protocol
+            assert b"blocked" in reply, protocol
             await client.close()
         outside, greeting = await connect(runner, "smtp", "127.0.0.20")
         assert greeting.startswith(b"220 ")

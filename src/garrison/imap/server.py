@@ -17,7 +17,7 @@ from garrison.config import ListenerSettings, Settings
 from garrison.directory import Directory
 from garrison.imap.encoder import Response
 from garrison.imap.session import Session
-from garrison.net.limits import ConnectionLimiter
+from garrison.net.limits import BANNED, ConnectionLimiter
 from garrison.observability.log import event
 from garrison.store import MailStore
 
@@ -62,7 +62,8 @@ class IMAPServer:
         ip = str(peer[0]) if isinstance(peer, tuple) else "unknown"
         admission = self.limiter.admit(ip, self.listener.name)
         if admission is None:
-            await _reject_connection(writer)
+            banned = self.limiter.last_rejection == BANNED
+            await _reject_connection(writer, _BANNED_TEXT if banned else _OVER_LIMIT_TEXT)
             return
         try:
             await self._serve(task, reader, writer)
@@ -104,11 +105,15 @@ class IMAPServer:
             await asyncio.wait([task for task, _ in sessions], timeout=5)
 
 
-async def _reject_connection(writer: asyncio.StreamWriter) -> None:
+_OVER_LIMIT_TEXT = "Too many connections, try again later"
+_BANNED_TEXT = "Access from your address is blocked for a while"
+
+
+async def _reject_connection(writer: asyncio.StreamWriter, text: str) -> None:
     # RFC 3501 §7.1.5: BYE as the greeting means the server will not accept
     # the connection.
     bye = Response()
-    bye.status(None, "BYE", "Too many connections, try again later")
+    bye.status(None, "BYE", text)
     with contextlib.suppress(ConnectionError, ssl.SSLError, TimeoutError):
         writer.write(bytes(bye.buffer))
         await asyncio.wait_for(writer.drain(), timeout=2)

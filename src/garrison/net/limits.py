@@ -94,6 +94,7 @@ class ConnectionLimiter:
             if db_path is not None
             else None
         )
+        self.last_rejection: str | None = None
         # Automatic bans this worker stored, with the time.time() they were.
         self._stored_bans: dict[str, float] = {}
         if db_path is not None:
@@ -114,8 +115,13 @@ class ConnectionLimiter:
         return cls(settings.limits, lockout, settings.db_path, shared=shared)
 
     def admit(self, ip: str, listener: str) -> Admission | None:
-        """Count a new connection and return its Admission, or None to reject it."""
+        """Count a new connection and return its Admission, or None to reject it.
+
+        After a rejection, `last_rejection` names its reason until the next
+        call, so the caller can pick its reply without another lookup.
+        """
         reason = self._rejection_reason(ip, listener)
+        self.last_rejection = reason
         if reason is not None:
             self._log_rejection(ip, listener, reason)
             return None

@@ -28,6 +28,7 @@ AUTOLOGOUT = "-ERR [SYS/TEMP] autologout timer expired, closing connection"
 SHUTTING_DOWN = "-ERR [SYS/TEMP] server shutting down, closing connection"
 # Sent instead of the greeting when a connection limit or a ban rejects the client.
 OVER_LIMIT = "-ERR [SYS/TEMP] too many connections, try again later"
+BANNED = "-ERR [SYS/TEMP] access from your address is blocked for a while"
 TOO_MANY_ERRORS = "-ERR too many errors, closing connection"
 
 # Command syntax and sequence.

@@ -14,7 +14,7 @@ import ssl
 from typing import Any
 
 from garrison.config import ListenerSettings, Settings
-from garrison.net.limits import ConnectionLimiter
+from garrison.net.limits import BANNED, ConnectionLimiter
 from garrison.observability.log import event, format_event
 from garrison.pop3 import replies
 from garrison.pop3.session import Session
@@ -81,7 +81,8 @@ class POP3Server:
         ip = str(peer[0]) if isinstance(peer, tuple) else ""
         admission = self.limiter.admit(ip, self.listener.name)
         if admission is None:
-            await _refuse(writer, replies.OVER_LIMIT)
+            banned = self.limiter.last_rejection == BANNED
+            await _refuse(writer, replies.BANNED if banned else replies.OVER_LIMIT)
             return
         try:
             await self._serve(reader, writer)

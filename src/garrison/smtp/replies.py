@@ -111,6 +111,7 @@ SESSION_TOO_LONG = Reply(
 DATA_RATE_TOO_LOW = Reply(421, "4.4.2", "Data rate too low, closing connection")
 # Sent instead of the greeting when a connection limit or a ban rejects the client.
 OVER_LIMIT = Reply(421, "4.7.0", "Too many connections, try again later")
+BANNED = Reply(421, "4.7.0", "Access from your address is blocked for a while")
 # RFC 5321 §4.5.3.1.10: the reply to too many recipients is 452, not 552.
 TOO_MANY_RECIPIENTS = Reply(452, "4.5.3", "Too many recipients")
 LOCAL_ERROR = Reply(451, "4.3.0", "Local error in processing")

@@ -28,7 +28,7 @@ from typing import Any
 from garrison.config import ListenerSettings, Settings
 from garrison.delivery import DeliveryPipeline
 from garrison.directory import Directory
-from garrison.net.limits import ConnectionLimiter
+from garrison.net.limits import BANNED, ConnectionLimiter
 from garrison.observability.log import event, format_event
 from garrison.smtp import extensions, replies
 from garrison.smtp.parser import SMTPSyntaxError, parse_command_line
@@ -111,6 +111,7 @@ class SMTPServer:
             )
         }
         self._over_limit_reply = _with_host(replies.OVER_LIMIT, self.hostname).encode()
+        self._banned_reply = _with_host(replies.BANNED, self.hostname).encode()
         self.auth_failures_reply = _with_host(
             replies.TOO_MANY_AUTH_FAILURES, self.hostname
         ).encode()
@@ -156,7 +157,9 @@ class SMTPServer:
         peer = writer.get_extra_info("peername") or ("", 0)
         admission = self.limiter.admit(str(peer[0]), self.listener.name)
         if admission is None:
-            await _reject_connection(writer, self._over_limit_reply)
+            banned = self.limiter.last_rejection == BANNED
+            reply = self._banned_reply if banned else self._over_limit_reply
+            await _reject_connection(writer, reply)
             return
         try:
             await self._serve(reader, writer, peer)
