@@ -17,12 +17,11 @@ import time
 
 import dns.exception
 import dns.name
-import dns.nameserver
 import dns.rdatatype
 import dns.resolver
 
 from garrison.config.schema import Settings
-from garrison.queue.routing import parse_host_port
+from garrison.queue.routing import configure_resolver
 
 # dnspython raises these for names that cannot exist in DNS (an empty or
 # over-long label, a name over 255 octets, bad IDNA): such a name has no
@@ -44,15 +43,8 @@ def build_sync_resolver(settings: Settings) -> dns.resolver.Resolver:
 
     An empty `dns.nameservers` means the system resolver, as for the queue.
     """
-    nameservers = settings.dns.nameservers
-    resolver = dns.resolver.Resolver(configure=not nameservers)
-    if nameservers:
-        servers: list[str | dns.nameserver.Nameserver] = []
-        for entry in nameservers:
-            host, port = parse_host_port(entry, 53)
-            servers.append(dns.nameserver.Do53Nameserver(host, port))
-        resolver.nameservers = servers
-    resolver.lifetime = settings.dns.timeout
+    resolver = dns.resolver.Resolver(configure=not settings.dns.nameservers)
+    configure_resolver(resolver, settings)
     return resolver
 
 

@@ -73,16 +73,20 @@ def parse_host_port(text: str, default_port: int) -> tuple[str, int]:
 
 def build_resolver(settings: Settings) -> dns.asyncresolver.Resolver:
     """Return a resolver for the configured name servers, or the system's."""
-    nameservers = settings.dns.nameservers
-    resolver = dns.asyncresolver.Resolver(configure=not nameservers)
-    if nameservers:
+    resolver = dns.asyncresolver.Resolver(configure=not settings.dns.nameservers)
+    configure_resolver(resolver, settings)
+    return resolver
+
+
+def configure_resolver(resolver: dns.resolver.Resolver, settings: Settings) -> None:
+    """Point a resolver at `dns.nameservers` (when set) with `dns.timeout`."""
+    if settings.dns.nameservers:
         servers: list[str | dns.nameserver.Nameserver] = []
-        for entry in nameservers:
+        for entry in settings.dns.nameservers:
             host, port = parse_host_port(entry, 53)
             servers.append(dns.nameserver.Do53Nameserver(host, port))
         resolver.nameservers = servers
     resolver.lifetime = settings.dns.timeout
-    return resolver
 
 
 class Router:
