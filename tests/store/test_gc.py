@@ -122,7 +122,9 @@ async def test_reused_content_refreshes_file(services: Services) -> None:
 
 async def test_file_reused_during_removal_put_back(services: Services) -> None:
     store = services.store
-    orphan = await store.blobs.put(b"Subject: race\r\n\r\nreused at the last moment\r\n")
+    orphan = await store.blobs.put(
+        b"Subject: race\r\n\r\nreused at the last moment\r\n"
+    )
     age(services, orphan.blob_id)
     gc = collector(services)
     cutoff = time.time() - DAY

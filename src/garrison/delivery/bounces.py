@@ -67,7 +67,9 @@ def build_bounce(
     ]
     ret_full = envelope.params.get("RET", "").upper() == "FULL"
     source = (
-        io.BytesIO(blob.data) if blob.data is not None else store.blobs.open(blob.blob_id)
+        io.BytesIO(blob.data)
+        if blob.data is not None
+        else store.blobs.open(blob.blob_id)
     )
     with source:
         if ret_full and blob.size <= dsn.MAX_RETURNED_CONTENT:

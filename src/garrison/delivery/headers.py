@@ -117,8 +117,13 @@ def format_field(name: str, value: str) -> bytes:
 # are removed from every message, submitted mail included.
 VERDICT_FIELDS = frozenset(
     {
-        "x-spam-flag", "x-spam-score", "x-spam-status", "x-spam-level",
-        "x-spam", "x-spamd-result", "x-rspamd-action",
+        "x-spam-flag",
+        "x-spam-score",
+        "x-spam-status",
+        "x-spam-level",
+        "x-spam",
+        "x-spamd-result",
+        "x-rspamd-action",
     }
 )
 
@@ -151,9 +156,7 @@ async def rewrite_header(
     Raises SigningError for an oversized header section and OSError when
     the blob cannot be read or written.
     """
-    writer = await asyncio.to_thread(
-        _write, store, blob, added, strip_names, our_id
-    )
+    writer = await asyncio.to_thread(_write, store, blob, added, strip_names, our_id)
     try:
         return await writer.commit()
     except BaseException:

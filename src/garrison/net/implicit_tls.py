@@ -105,7 +105,6 @@ class _HandshakeProtocol(asyncio.Protocol):
         # doing so creates the writer and starts the handler.
         protocol.connection_made(secure)
 
-
     def _replay(self, transport: asyncio.Transport) -> None:
         if not self.early or transport.is_closing():
             return

@@ -37,7 +37,9 @@ _installed: tuple[SharedTable, int] | None = None
 
 
 def _hash(key: str) -> int:
-    value = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "little")
+    value = int.from_bytes(
+        hashlib.blake2b(key.encode(), digest_size=8).digest(), "little"
+    )
     return value or 1
 
 
@@ -66,7 +68,12 @@ class SharedTable:
                 if free is None and claim:
                     free = offset
                 break
-            if free is None and claim and banned_until <= now and not self._busy(offset):
+            if (
+                free is None
+                and claim
+                and banned_until <= now
+                and not self._busy(offset)
+            ):
                 free = offset
         if free is not None:
             self.memory[free : free + self.slot_size] = bytes(self.slot_size)
@@ -96,7 +103,9 @@ class SharedTable:
             if offset is None:
                 return 0
             counts = self.memory[offset + _HEADER.size : offset + self.slot_size]
-        return sum(_COUNT.unpack_from(counts, i * _COUNT.size)[0] for i in range(self.workers))
+        return sum(
+            _COUNT.unpack_from(counts, i * _COUNT.size)[0] for i in range(self.workers)
+        )
 
     def ban(self, key: str, until: float) -> bool:
         """Ban `key` until the monotonic time `until`; return False when the table is full."""

@@ -21,8 +21,8 @@ import time
 
 from garrison.config import Settings
 from garrison.db.engine import migrate
-from garrison.observability.log import event
 from garrison.net import shared
+from garrison.observability.log import event
 from garrison.server import runner
 from garrison.store.blobs import BlobStore
 

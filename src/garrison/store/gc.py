@@ -101,12 +101,17 @@ class BlobCollector:
         if batch:
             await self._collect_batch(batch, cutoff, result)
         event(
-            log, "blob_gc", scanned=result.scanned, removed=result.removed,
+            log,
+            "blob_gc",
+            scanned=result.scanned,
+            removed=result.removed,
             freed_bytes=result.freed_bytes,
         )
         return result
 
-    def _old_files(self, cutoff: float, result: CollectResult) -> Iterator[tuple[str, int]]:
+    def _old_files(
+        self, cutoff: float, result: CollectResult
+    ) -> Iterator[tuple[str, int]]:
         root = self.store.blobs.blob_dir
         for first in sorted(os.scandir(root), key=lambda entry: entry.name):
             if not first.is_dir() or len(first.name) != 2:
@@ -138,9 +143,7 @@ class BlobCollector:
                 ).fetchall()
                 unused -= {row[0] for row in rows}
             # A file reused since the scan is in flight again: keep it.
-            unused = {
-                blob_id for blob_id in unused if self._still_old(blob_id, cutoff)
-            }
+            unused = {blob_id for blob_id in unused if self._still_old(blob_id, cutoff)}
             for blob_id in unused:
                 doc = conn.execute(
                     "SELECT id FROM search_docs WHERE blob_id = ?", (blob_id,)
