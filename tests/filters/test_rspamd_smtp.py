@@ -29,7 +29,9 @@ def rspamd_server(settings: Settings) -> ServerFactory:
     async def run(**options: object) -> AsyncIterator[RunningServer]:
         options.setdefault("timeout", 10)
         section = RspamdSettings(enabled=True, **options)
-        runner = Runner(settings.model_copy(update={"rspamd": section}))
+        # The built-in spam check is off, so rspamd alone decides.
+        spam = settings.spam.model_copy(update={"enabled": False})
+        runner = Runner(settings.model_copy(update={"rspamd": section, "spam": spam}))
         await runner.start()
         try:
             yield RunningServer(runner, settings)
