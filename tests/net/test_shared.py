@@ -118,3 +118,21 @@ def test_automatic_ban_holds_in_other_worker() -> None:
     assert worker.lockout.is_banned("192.0.2.8")
     assert worker.admit("192.0.2.8", "smtp") is None
     assert worker.admit("192.0.2.9", "smtp") is not None
+
+
+def test_removed_ban_clears_failures_in_every_worker() -> None:
+    table = SharedTable(workers=2, slots=256)
+    limits = LimitsSettings(ban_after_failures=3)
+    first, second = AuthLockout(limits, shared=table), AuthLockout(limits, shared=table)
+    # The second worker saw two failures, then the first one banned.
+    second.record_failure("192.0.2.30", "alice")
+    second.record_failure("192.0.2.30", "alice")
+    for _ in range(3):
+        first.record_failure("192.0.2.30", "alice")
+    assert second.is_banned("192.0.2.30")
+    first.lift("192.0.2.30")
+    assert not second.is_banned("192.0.2.30")
+    # One new failure in the second worker is one, not three.
+    second.record_failure("192.0.2.30", "alice")
+    assert not second.is_banned("192.0.2.30")
+    assert second.failures("192.0.2.30") == 1

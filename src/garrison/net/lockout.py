@@ -16,11 +16,13 @@ Under the supervisor, automatic bans are kept in the workers' shared table
 (`garrison.net.shared`), so a ban set by one worker holds in every worker.
 The connection limiter also stores each automatic ban in the database, so
 `garrison ban list` shows it and `garrison ban remove` lifts it.
+Stored bans persist across restarts. When an administrator removes a ban,
+the worker that notices it clears its failure counts for the address and
+leaves a mark in the shared table, so the other workers drop the failures
+they counted before it too.
 NOTE: the failure counters themselves are per worker, so an attacker whose
 connections are spread over N workers gets up to N times
-`ban_after_failures` guesses before the ban. A restart of the server
-clears the automatic bans; bans set with `garrison ban add` are stored in
-the database and persist.
+`ban_after_failures` guesses before the ban.
 """
 
 from __future__ import annotations
@@ -84,6 +86,8 @@ class AuthLockout:
         self._by_ip.pop(ip, None)
         if self.shared is not None:
             self.shared.ban(_ban_key(ip), 0.0)
+            # The time of the removal, for the other workers' failure counts.
+            self.shared.ban(_clear_key(ip), self.clock())
         event(log, "unban", ip=ip, reason="removed by an administrator")
 
     def is_banned(self, ip: str) -> bool:
@@ -110,6 +114,12 @@ class AuthLockout:
         `ban_after_failures`.
         """
         now = self.clock()
+        if self.shared is not None:
+            # Failures counted before a ban was removed no longer count.
+            cleared = self.shared.banned_until(_clear_key(ip))
+            times = self._by_ip.get(ip)
+            while cleared and times and times[0] <= cleared:
+                times.popleft()
         ip_failures = self._count(self._by_ip, ip, now)
         account_failures = self._count(self._by_account, account.lower(), now)
         limits = self.limits
@@ -169,3 +179,7 @@ class AuthLockout:
 
 def _ban_key(ip: str) -> str:
     return f"ban:{ip}"
+
+
+def _clear_key(ip: str) -> str:
+    return f"cleared:{ip}"
