@@ -28,6 +28,8 @@ _CHUNK = 256 * 1024
 _FIELD = re.compile(rb"[^\r\n]*\r\n(?:[ \t][^\r\n]*\r\n)*")
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _TOKEN = re.compile(r'[^\s;()"]+')
+# What a well-formed authserv-id looks like (a domain name or a token).
+_PARSES = re.compile(r"[\w.-]+")
 
 
 def _open(store: MailStore, blob: BlobRef) -> BinaryIO:
@@ -123,7 +125,10 @@ VERDICT_FIELDS = frozenset(
         "x-spam-level",
         "x-spam",
         "x-spamd-result",
+        "x-spamd-bar",
         "x-rspamd-action",
+        "x-rspamd-score",
+        "x-rspamd-server",
     }
 )
 
@@ -137,11 +142,24 @@ def has_forged_fields(header: bytes, our_id: str) -> bool:
 
 
 def strip_field(field_name: bytes, field: bytes, names: set[str], our_id: str) -> bool:
-    """Return True when an incoming field is to be removed."""
+    """Return True when an incoming field is to be removed.
+
+    An Authentication-Results field is removed when its authserv-id is ours,
+    with or without a final dot, and also when it cannot be parsed but names
+    our id before its first `;`, since a lenient reader could take it as ours.
+    """
     name = field_name.decode("ascii", "replace")
-    if name == "authentication-results":
-        return authserv_id(field) == our_id.lower()
-    return name in names
+    if name != "authentication-results":
+        return name in names
+    ours = our_id.lower().rstrip(".")
+    claimed = authserv_id(field).rstrip(".")
+    if claimed == ours:
+        return True
+    if claimed and _PARSES.fullmatch(claimed):
+        return False
+    _, _, value = field.partition(b":")
+    head = value.split(b";", 1)[0].decode("utf-8", "replace").lower()
+    return ours in head
 
 
 async def rewrite_header(
