@@ -52,3 +52,7 @@ def test_forged_results_variants_removed() -> None:
 def test_rspamd_fields_are_verdict_fields() -> None:
     for name in (b"x-spamd-bar", b"x-rspamd-score", b"x-rspamd-server"):
         assert strip_field(name, name + b": +++\r\n", set(VERDICT_FIELDS), "mx.example")
+
+
+def test_undecodable_value_still_written() -> None:
+    assert format_field("X-Test", "a\udcffb") == b"X-Test: a?b\r\n"

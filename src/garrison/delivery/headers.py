@@ -112,7 +112,8 @@ def format_field(name: str, value: str) -> bytes:
     value = _CONTROL.sub(" ", value)
     parts = value.split("; ")
     text = f"{name}: " + ";\r\n\t".join(parts)
-    return text.encode("utf-8") + b"\r\n"
+    # "replace": a stray surrogate from a decoded header must not fail delivery.
+    return text.encode("utf-8", "replace") + b"\r\n"
 
 
 # Fields in which our checks state their verdict; a sender's copies of them
