@@ -123,7 +123,8 @@ def test_automatic_ban_holds_in_other_worker() -> None:
 def test_removed_ban_clears_failures_in_every_worker() -> None:
     table = SharedTable(workers=2, slots=256)
     limits = LimitsSettings(ban_after_failures=3)
-    first, second = AuthLockout(limits, shared=table), AuthLockout(limits, shared=table)
+    first = AuthLockout(limits, shared=table, worker=0)
+    second = AuthLockout(limits, shared=table, worker=1)
     # The second worker saw two failures, then the first one banned.
     second.record_failure("192.0.2.30", "alice")
     second.record_failure("192.0.2.30", "alice")
@@ -136,3 +137,20 @@ def test_removed_ban_clears_failures_in_every_worker() -> None:
     second.record_failure("192.0.2.30", "alice")
     assert not second.is_banned("192.0.2.30")
     assert second.failures("192.0.2.30") == 1
+
+
+def test_failures_counted_over_workers() -> None:
+    table = SharedTable(workers=2, slots=256)
+    limits = LimitsSettings(ban_after_failures=3)
+    first = AuthLockout(limits, shared=table, worker=0)
+    second = AuthLockout(limits, shared=table, worker=1)
+    first.record_failure("192.0.2.40", "alice")
+    second.record_failure("192.0.2.40", "alice")
+    assert not first.is_banned("192.0.2.40")
+    # The third failure over both workers bans, wherever it lands.
+    first.record_failure("192.0.2.40", "alice")
+    assert first.is_banned("192.0.2.40")
+    assert second.is_banned("192.0.2.40")
+    # Another address has its own count.
+    second.record_failure("192.0.2.41", "alice")
+    assert not second.is_banned("192.0.2.41")

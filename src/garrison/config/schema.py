@@ -328,8 +328,8 @@ class LimitsSettings(Section):
         10,
         ge=0,
         description="Failed logins from one IP address within "
-        "auth_failure_window that ban the address, counted in each worker "
-        "process; 0 disables automatic bans.",
+        "auth_failure_window that ban the address, counted over all worker "
+        "processes; 0 disables automatic bans.",
     )
     ban_duration: float = Field(
         3600.0,

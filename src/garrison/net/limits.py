@@ -110,7 +110,9 @@ class ConnectionLimiter:
         """Build a limiter, with its own AuthLockout, from the `[limits]` settings."""
         shared = installed()
         lockout = AuthLockout(
-            settings.limits, shared=shared[0] if shared is not None else None
+            settings.limits,
+            shared=shared[0] if shared is not None else None,
+            worker=shared[1] if shared is not None else 0,
         )
         return cls(settings.limits, lockout, settings.db_path, shared=shared)
 

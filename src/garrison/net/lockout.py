@@ -20,9 +20,10 @@ Stored bans persist across restarts. When an administrator removes a ban,
 the worker that notices it clears its failure counts for the address and
 leaves a mark in the shared table, so the other workers drop the failures
 they counted before it too.
-NOTE: the failure counters themselves are per worker, so an attacker whose
-connections are spread over N workers gets up to N times
-`ban_after_failures` guesses before the ban.
+The failures of an IP address are also counted in the shared table, so
+the ban comes after `ban_after_failures` failures over all workers; that
+count uses a fixed window from the first failure, while the delays use
+this process's sliding window.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ class AuthLockout:
         limits: LimitsSettings,
         clock: Callable[[], float] = time.monotonic,
         shared: SharedTable | None = None,
+        worker: int = 0,
     ) -> None:
         """Track failures in this process; bans also go to `shared` when given.
 
@@ -61,6 +63,7 @@ class AuthLockout:
         self.limits = limits
         self.clock = clock
         self.shared = shared
+        self.worker = worker
         self._by_ip: dict[str, deque[float]] = {}
         self._by_account: dict[str, deque[float]] = {}
         self._banned_until: dict[str, float] = {}
@@ -80,6 +83,22 @@ class AuthLockout:
         started = until - self.limits.ban_duration
         return time.time() - (self.clock() - started)
 
+    def _count_shared(self, ip: str, now: float) -> int:
+        """Count a failure of `ip` in the shared table; return the workers' total.
+
+        The shared count uses a fixed window that starts at the first
+        failure and lasts `auth_failure_window`, an approximation of the
+        sliding window kept in this process.
+        """
+        assert self.shared is not None
+        key = _failures_key(ip)
+        started = self.shared.banned_until(key)
+        if not started or now - started > self.limits.auth_failure_window:
+            self.shared.reset(key)
+            self.shared.ban(key, now)
+        self.shared.add(key, self.worker, 1)
+        return self.shared.total(key)
+
     def lift(self, ip: str) -> None:
         """End the automatic ban of `ip` and forget its failures."""
         self._banned_until.pop(ip, None)
@@ -88,6 +107,7 @@ class AuthLockout:
             self.shared.ban(_ban_key(ip), 0.0)
             # The time of the removal, for the other workers' failure counts.
             self.shared.ban(_clear_key(ip), self.clock())
+            self.shared.reset(_failures_key(ip))
         event(log, "unban", ip=ip, reason="removed by an administrator")
 
     def is_banned(self, ip: str) -> bool:
@@ -121,6 +141,8 @@ class AuthLockout:
             while cleared and times and times[0] <= cleared:
                 times.popleft()
         ip_failures = self._count(self._by_ip, ip, now)
+        if self.shared is not None:
+            ip_failures = max(ip_failures, self._count_shared(ip, now))
         account_failures = self._count(self._by_account, account.lower(), now)
         limits = self.limits
         reached = limits.ban_after_failures and ip_failures >= limits.ban_after_failures
@@ -183,3 +205,7 @@ def _ban_key(ip: str) -> str:
 
 def _clear_key(ip: str) -> str:
     return f"cleared:{ip}"
+
+
+def _failures_key(ip: str) -> str:
+    return f"failures:{ip}"

@@ -8,9 +8,10 @@ connection limiter and the login lockout, which keep their per-IP
 connection counts and automatic bans in it, so that the limits hold for
 the server as a whole and not per worker.
 
-Each slot has a 64-bit hash of its key, the time until which the key is
-banned (`time.monotonic()` seconds, the same clock in every process on
-Linux), and one open-connection count per worker. Counts are kept per
+Each slot has a 64-bit hash of its key, a time (`time.monotonic()`
+seconds, the same clock in every process on Linux: the end of a ban, or
+the start of a counting window), and one count per worker: open
+connections, or failed logins. Counts are kept per
 worker so that a restarted worker can clear the counts of the process it
 replaces (`clear_worker`), which died without releasing its connections.
 
@@ -123,6 +124,17 @@ class SharedTable:
             if offset is None:
                 return 0.0
             return float(_HEADER.unpack_from(self.memory, offset)[1])
+
+    def reset(self, key: str) -> None:
+        """Zero the counts of `key` in every worker's column."""
+        with self.lock:
+            offset = self._find(_hash(key), False, 0.0)
+            if offset is None:
+                return
+            start = offset + _HEADER.size
+            self.memory[start : offset + self.slot_size] = bytes(
+                self.slot_size - _HEADER.size
+            )
 
     def clear_worker(self, worker: int) -> None:
         """Zero every count of `worker`, whose process has been replaced."""
