@@ -154,3 +154,26 @@ def test_failures_counted_over_workers() -> None:
     # Another address has its own count.
     second.record_failure("192.0.2.41", "alice")
     assert not second.is_banned("192.0.2.41")
+
+
+def test_last_place_taken_once_across_processes() -> None:
+    table = SharedTable(workers=3, slots=256)
+    # Two workers race for the last of 5 places, 200 times each.
+    reader, writer = os.pipe()
+    children = []
+    for worker in (1, 2):
+        pid = os.fork()
+        if pid == 0:
+            os.close(reader)
+            taken = sum(bool(table.try_add("ip:race", worker, 5)) for _ in range(200))
+            os.write(writer, bytes([taken]))
+            os._exit(0)
+        children.append(pid)
+    os.close(writer)
+    taken = [os.read(reader, 1)[0] for _ in children]
+    for pid in children:
+        os.waitpid(pid, 0)
+    os.close(reader)
+    assert sum(taken) == 5
+    assert table.total("ip:race") == 5
+    assert table.try_add("ip:race", 0, 0) is True

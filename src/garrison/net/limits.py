@@ -127,16 +127,42 @@ class ConnectionLimiter:
         if reason is not None:
             self._log_rejection(ip, listener, reason)
             return None
-        self._open_by_ip[ip] = self._open_by_ip.get(ip, 0) + 1
-        self._open_by_listener[listener] = self._open_by_listener.get(listener, 0) + 1
         counted = False
         if self.shared is not None:
-            table, worker = self.shared
-            counted = table.add(_ip_key(ip), worker, 1)
-            if counted and not table.add(_listener_key(listener), worker, 1):
-                table.add(_ip_key(ip), worker, -1)
-                counted = False
+            reason, counted = self._acquire_shared(ip, listener)
+            if reason is not None:
+                self.last_rejection = reason
+                self._log_rejection(ip, listener, reason)
+                return None
+        self._open_by_ip[ip] = self._open_by_ip.get(ip, 0) + 1
+        self._open_by_listener[listener] = self._open_by_listener.get(listener, 0) + 1
         return Admission(self, ip, listener, shared=counted)
+
+    def _acquire_shared(self, ip: str, listener: str) -> tuple[str | None, bool]:
+        """Take a place per IP and per listener in the shared table.
+
+        Returns (rejection reason or None, whether the places were taken).
+        With the table full, nothing is taken and the per-process counts
+        that `_rejection_reason` checked decide.
+        """
+        assert self.shared is not None
+        table, worker = self.shared
+        limits = self.limits
+        by_ip = table.try_add(_ip_key(ip), worker, limits.max_connections_per_ip)
+        if by_ip is False:
+            return TOO_MANY_PER_IP, False
+        by_listener = table.try_add(
+            _listener_key(listener), worker, limits.max_connections_per_listener
+        )
+        if by_listener is True and by_ip is True:
+            return None, True
+        if by_ip is True:
+            table.add(_ip_key(ip), worker, -1)
+        if by_listener is True:
+            table.add(_listener_key(listener), worker, -1)
+        if by_listener is False:
+            return TOO_MANY_PER_LISTENER, False
+        return None, False
 
     def open_connections(self, ip: str) -> int:
         """Return the connections `ip` holds now, in every worker when counts are shared."""

@@ -97,6 +97,29 @@ class SharedTable:
             _COUNT.pack_into(self.memory, position, count)
             return True
 
+    def try_add(self, key: str, worker: int, limit: int) -> bool | None:
+        """Count one more for the worker unless the total has reached `limit`.
+
+        The check and the increment are one step under the lock, so two
+        workers cannot both take the last place. Returns True when counted,
+        False at the limit (0 means none), and None when the table is full.
+        """
+        with self.lock:
+            offset = self._find(_hash(key), True, time.monotonic())
+            if offset is None:
+                return None
+            counts = self.memory[offset + _HEADER.size : offset + self.slot_size]
+            total = sum(
+                _COUNT.unpack_from(counts, i * _COUNT.size)[0]
+                for i in range(self.workers)
+            )
+            if limit and total >= limit:
+                return False
+            position = offset + _HEADER.size + _COUNT.size * worker
+            (count,) = _COUNT.unpack_from(self.memory, position)
+            _COUNT.pack_into(self.memory, position, min(count + 1, _MAX_COUNT))
+            return True
+
     def total(self, key: str) -> int:
         """Return the open count of `key` summed over all workers."""
         with self.lock:
