@@ -1,6 +1,6 @@
 """Bounces for recipients that an accepted message could not reach.
 
-RFC 5321 §6.1: once the server has answered 250, it must deliver the
+RFC 5321 §6.1: once the server has replied 250, it must deliver the
 message or report the failure to the sender. When some accounts of a
 transaction are over quota at the end of data, the others get the
 message and the sender gets a DSN (RFC 3464) for the skipped ones,
@@ -11,7 +11,6 @@ honoured.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -27,7 +26,7 @@ _HEADER_PREFIX = 256 * 1024
 
 
 def wants_failure_notice(recipient: Recipient) -> bool:
-    """Return whether the recipient's NOTIFY parameter asks for failure DSNs."""
+    """Return whether the recipient's NOTIFY parameter requests failure DSNs."""
     notify = recipient.params.get("NOTIFY")
     if notify is None:
         return True
@@ -66,12 +65,7 @@ def build_bounce(
         for rcpt in recipients
     ]
     ret_full = envelope.params.get("RET", "").upper() == "FULL"
-    source = (
-        io.BytesIO(blob.data)
-        if blob.data is not None
-        else store.blobs.open(blob.blob_id)
-    )
-    with source:
+    with store.blobs.open_ref(blob) as source:
         if ret_full and blob.size <= dsn.MAX_RETURNED_CONTENT:
             original = source.read()
         else:

@@ -8,17 +8,15 @@ fields without the stripped ones, then the body, streamed in a worker
 thread so memory stays bounded for large messages.
 
 RFC 8601 §5: an Authentication-Results field that claims our authserv-id
-was not written by us, so it is removed before ours is added; the same
-holds for the X-Spam fields when we write our own.
+was not written by us, so it is removed before ours is added. The X-Spam
+and rspamd verdict fields are removed in the same way.
 """
 
 from __future__ import annotations
 
 import asyncio
-import io
 import re
-from collections.abc import Iterable
-from typing import BinaryIO
+from collections.abc import Iterable, Set as AbstractSet
 
 from garrison.delivery.signing import MAX_HEADER_SIZE, split_message
 from garrison.store import BlobRef, MailStore
@@ -28,14 +26,8 @@ _CHUNK = 256 * 1024
 _FIELD = re.compile(rb"[^\r\n]*\r\n(?:[ \t][^\r\n]*\r\n)*")
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _TOKEN = re.compile(r'[^\s;()"]+')
-# What a well-formed authserv-id looks like (a domain name or a token).
+# The form of a well-formed authserv-id: a domain name or a token.
 _PARSES = re.compile(r"[\w.-]+")
-
-
-def _open(store: MailStore, blob: BlobRef) -> BinaryIO:
-    if blob.data is not None:
-        return io.BytesIO(blob.data)
-    return store.blobs.open(blob.blob_id)
 
 
 def read_header(store: MailStore, blob: BlobRef) -> tuple[bytes, int]:
@@ -44,7 +36,7 @@ def read_header(store: MailStore, blob: BlobRef) -> tuple[bytes, int]:
     Raises SigningError when the header section exceeds MAX_HEADER_SIZE and
     OSError when the blob cannot be read.
     """
-    with _open(store, blob) as source:
+    with store.blobs.open_ref(blob) as source:
         prefix = source.read(MAX_HEADER_SIZE + _CHUNK)
     trace_end, header_end, _ = split_message(prefix)
     return prefix[:header_end], trace_end
@@ -137,12 +129,14 @@ VERDICT_FIELDS = frozenset(
 def has_forged_fields(header: bytes, our_id: str) -> bool:
     """Return whether the header has a field that `strip_field` would remove."""
     return any(
-        strip_field(name, field, set(VERDICT_FIELDS), our_id)
+        strip_field(name, field, VERDICT_FIELDS, our_id)
         for name, field in iter_fields(header)
     )
 
 
-def strip_field(field_name: bytes, field: bytes, names: set[str], our_id: str) -> bool:
+def strip_field(
+    field_name: bytes, field: bytes, names: AbstractSet[str], our_id: str
+) -> bool:
     """Return True when an incoming field is to be removed.
 
     An Authentication-Results field is removed when its authserv-id is ours,
@@ -167,7 +161,7 @@ async def rewrite_header(
     store: MailStore,
     blob: BlobRef,
     added: list[bytes],
-    strip_names: set[str],
+    strip_names: AbstractSet[str],
     our_id: str,
 ) -> BlobRef:
     """Return a new committed blob with `added` fields and the stripped fields gone.
@@ -187,10 +181,10 @@ def _write(
     store: MailStore,
     blob: BlobRef,
     added: list[bytes],
-    strip_names: set[str],
+    strip_names: AbstractSet[str],
     our_id: str,
 ) -> BlobWriter:
-    with _open(store, blob) as source:
+    with store.blobs.open_ref(blob) as source:
         prefix = source.read(MAX_HEADER_SIZE + _CHUNK)
         trace_end, header_end, _ = split_message(prefix)
         writer = store.blobs.create()

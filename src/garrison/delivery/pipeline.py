@@ -1,7 +1,7 @@
 """The inbound delivery pipeline.
 
 `DeliveryPipeline.deliver(envelope, blob)` runs after the SMTP server has
-received the message blob and before it answers `250`: it analyses the
+received the message blob and before it replies `250`: it analyses the
 message once (MIME structure, ENVELOPE, BODYSTRUCTURE, search fields) and
 stores it in the INBOX of every local recipient in one group-committed
 transaction. A small blob arrives `pending` (in memory only), and only the
@@ -324,7 +324,7 @@ class DeliveryPipeline:
             return blob
         try:
             return await rewrite_header(
-                self.store, blob, [], set(VERDICT_FIELDS), self.authserv_id
+                self.store, blob, [], VERDICT_FIELDS, self.authserv_id
             )
         except OSError as exc:
             raise self._local_error(envelope, exc) from exc

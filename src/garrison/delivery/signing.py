@@ -16,11 +16,10 @@ by hashing or by the RSA operation.
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
 import re
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING
 
 from garrison.directory.addresses import AddressError, split_address
 from garrison.dkim import DKIMKeyStore, SigningKey, sign_message
@@ -92,13 +91,8 @@ class MessageSigner:
         )
         return signed
 
-    def _open(self, blob: BlobRef) -> BinaryIO:
-        if blob.data is not None:
-            return io.BytesIO(blob.data)
-        return self.store.blobs.open(blob.blob_id)
-
     def _write_signed(self, key: SigningKey, blob: BlobRef) -> BlobWriter:
-        with self._open(blob) as source:
+        with self.store.blobs.open_ref(blob) as source:
             prefix = source.read(MAX_HEADER_SIZE + _CHUNK)
             trace_end, header_end, body_start = split_message(prefix)
             header = prefix[trace_end:header_end]

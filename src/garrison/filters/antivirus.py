@@ -17,12 +17,9 @@ duration and action, and never any message content.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import logging
 import time
 from dataclasses import dataclass
-from typing import BinaryIO
 
 from garrison.config.schema import AntivirusSettings
 from garrison.filters.clamd import ClamdClient, ClamdError
@@ -59,7 +56,7 @@ class VirusScanner:
         """
         started = time.monotonic()
         try:
-            with self._open(blob) as source:
+            with self.blobs.open_ref(blob) as source:
                 result = await self.client.scan(source)
         except (ClamdError, OSError) as exc:
             action = self.settings.on_error
@@ -101,11 +98,6 @@ class VirusScanner:
         if self.settings.on_infected == "quarantine":
             return QuarantineVerdict(result.signature)
         return replies.VIRUS_FOUND.format(signature=result.signature)
-
-    def _open(self, blob: BlobRef) -> contextlib.AbstractContextManager[BinaryIO]:
-        if blob.data is not None:
-            return io.BytesIO(blob.data)
-        return self.blobs.open(blob.blob_id)
 
 
 def _elapsed_ms(started: float) -> int:

@@ -35,8 +35,6 @@ the reply is read up to MAX_RESPONSE_SIZE, so memory stays bounded.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import io
 import json
 import logging
 import math
@@ -50,7 +48,7 @@ from garrison.config.schema import RspamdSettings, Settings
 from garrison.filters.verdict import CheckResult, InboundMessage, Verdict
 from garrison.observability.log import event
 from garrison.smtp import replies
-from garrison.store import BlobRef, MailStore
+from garrison.store import MailStore
 
 log = logging.getLogger("garrison.filters.rspamd")
 
@@ -328,7 +326,7 @@ class RspamdCheck:
             )
             return None
         try:
-            with self._open(message.blob) as source:
+            with self.store.blobs.open_ref(message.blob) as source:
                 result = await self.client.check(
                     source, size, self.request_headers(message)
                 )
@@ -409,11 +407,6 @@ class RspamdCheck:
         if action == "accept":
             return None
         return CheckResult(self.name, reject=replies.SPAM_FILTER_FAILED)
-
-    def _open(self, blob: BlobRef) -> contextlib.AbstractContextManager[BinaryIO]:
-        if blob.data is not None:
-            return io.BytesIO(blob.data)
-        return self.store.blobs.open(blob.blob_id)
 
 
 def spam_headers(result: RspamdResult) -> list[tuple[str, str]]:

@@ -43,8 +43,8 @@ log = logging.getLogger("garrison.limits")
 
 RATE_WINDOW = 60.0
 # Seconds after an automatic ban set by another worker by which its stored
-# copy is written; a ban cache loaded later without it means an
-# administrator removed it.
+# copy is written. A ban cache loaded later without it means that an
+# administrator removed the ban.
 BAN_STORE_MARGIN = 2.0
 
 # Rejection reasons, as they appear in the `reason` field of the log line.
@@ -165,17 +165,11 @@ class ConnectionLimiter:
         return None, False
 
     def open_connections(self, ip: str) -> int:
-        """Return the connections `ip` holds now, in every worker when counts are shared."""
+        """Return the connections open from `ip`, in every worker when counts are shared."""
         local = self._open_by_ip.get(ip, 0)
         if self.shared is None:
             return local
         return max(local, self.shared[0].total(_ip_key(ip)))
-
-    def _open_on_listener(self, listener: str) -> int:
-        local = self._open_by_listener.get(listener, 0)
-        if self.shared is None:
-            return local
-        return max(local, self.shared[0].total(_listener_key(listener)))
 
     def _rejection_reason(self, ip: str, listener: str) -> str | None:
         limits = self.limits
@@ -184,12 +178,15 @@ class ConnectionLimiter:
             return BANNED
         if self.bans is not None and self.bans.is_banned(ip, time.time()):
             return BANNED
+        # This process's counts; with a shared table, `_acquire_shared` then
+        # checks the counts of all workers and takes the place in one step.
         if limits.max_connections_per_listener and (
-            self._open_on_listener(listener) >= limits.max_connections_per_listener
+            self._open_by_listener.get(listener, 0)
+            >= limits.max_connections_per_listener
         ):
             return TOO_MANY_PER_LISTENER
         if limits.max_connections_per_ip and (
-            self.open_connections(ip) >= limits.max_connections_per_ip
+            self._open_by_ip.get(ip, 0) >= limits.max_connections_per_ip
         ):
             return TOO_MANY_PER_IP
         if limits.connection_rate_per_ip:

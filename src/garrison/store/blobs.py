@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 import os
 import secrets
 from dataclasses import dataclass, field
@@ -231,6 +232,12 @@ class BlobStore:
         """Return at most the first `size` bytes of the blob."""
         with open(self.path(blob_id), "rb") as file:
             return file.read(size)
+
+    def open_ref(self, blob: BlobRef) -> BinaryIO:
+        """Open a blob for reading from its in-memory copy, or else its file."""
+        if blob.data is not None:
+            return io.BytesIO(blob.data)
+        return self.open(blob.blob_id)
 
     def open(self, blob_id: str) -> BinaryIO:
         """Open the blob for reading; the caller closes it."""
