@@ -83,8 +83,8 @@ def test_limiters_in_two_workers_share_limit() -> None:
         # Worker 1 admits two connections and keeps them open.
         os.close(reader)
         worker = limiter_in(table, 1, 3)
-        held = [worker.admit("192.0.2.7", "smtp") for _ in range(2)]
-        os.write(writer, b"1" if all(held) else b"0")
+        open_now = [worker.admit("192.0.2.7", "smtp") for _ in range(2)]
+        os.write(writer, b"1" if all(open_now) else b"0")
         os.close(writer)
         os._exit(0)
     os.close(writer)
@@ -165,15 +165,15 @@ def test_last_place_taken_once_across_processes() -> None:
         pid = os.fork()
         if pid == 0:
             os.close(reader)
-            taken = sum(bool(table.try_add("ip:race", worker, 5)) for _ in range(200))
-            os.write(writer, bytes([taken]))
+            admitted = sum(bool(table.try_add("ip:race", worker, 5)) for _ in range(200))
+            os.write(writer, bytes([admitted]))
             os._exit(0)
         children.append(pid)
     os.close(writer)
-    taken = [os.read(reader, 1)[0] for _ in children]
+    admitted = [os.read(reader, 1)[0] for _ in children]
     for pid in children:
         os.waitpid(pid, 0)
     os.close(reader)
-    assert sum(taken) == 5
+    assert sum(admitted) == 5
     assert table.total("ip:race") == 5
     assert table.try_add("ip:race", 0, 0) is True

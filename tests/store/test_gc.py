@@ -82,13 +82,13 @@ async def test_expunged_message_file_and_index_removed(services: Services) -> No
 async def test_queued_and_quarantined_blobs_kept(services: Services) -> None:
     store = services.store
     queued = await store.blobs.put(b"Subject: queued\r\n\r\nfor later\r\n")
-    held = await store.blobs.put(b"Subject: held\r\n\r\nin quarantine\r\n")
+    quarantined = await store.blobs.put(b"Subject: held\r\n\r\nin quarantine\r\n")
 
     def job(txn) -> None:
         txn.conn.execute(
             "INSERT INTO quarantine(blob_id, size, sender, params, recipients,"
             " reason, queue_id, created_at) VALUES (?, ?, '', '{}', '[]', 'test', 'Q1', 0)",
-            (held.blob_id, held.size),
+            (quarantined.blob_id, quarantined.size),
         )
 
     await store.write(job)
@@ -96,13 +96,13 @@ async def test_queued_and_quarantined_blobs_kept(services: Services) -> None:
         Envelope("Q2", "s@example.org", [Recipient("r@remote.example", [])]), queued
     )
     age(services, queued.blob_id)
-    age(services, held.blob_id)
+    age(services, quarantined.blob_id)
 
     result = await collector(services).collect()
 
     assert result.removed == 0
     assert store.blobs.path(queued.blob_id).exists()
-    assert store.blobs.path(held.blob_id).exists()
+    assert store.blobs.path(quarantined.blob_id).exists()
 
 
 async def test_reused_content_refreshes_file(services: Services) -> None:

@@ -5,7 +5,7 @@ Each check (SPF, DKIM, DMARC, ARC, reputation, anti-spam) implements
 at the results of the checks that ran before it (`verdict.results`), and
 returns a `CheckResult` or None. `CheckChain.run` calls the checks in order
 and folds their results into one `Verdict`, which the delivery pipeline
-applies before it answers `250`:
+applies before it replies `250`:
 
 - `reject`: the first check that rejects decides the SMTP reply, and the
   later checks do not run; when every recipient account is in
@@ -47,9 +47,9 @@ log = logging.getLogger("garrison.filters")
 class InboundMessage:
     """One received message as the checks see it.
 
-    `header` is the raw header section (field lines with their CRLFs, up to
-    the empty line, at most the pipeline's header cap); `trace_end` is the
-    offset in `header` where the fields the sender wrote begin, after the
+    `header` is the raw header section: the field lines with their CRLFs, up
+    to the empty line, at most the pipeline's header cap. `trace_end` is the
+    offset in `header` where the sender's own fields begin, after the
     Return-Path and Received fields our SMTP server added. `read()` returns
     the whole message; checks that need the body call it only for messages
     up to their own size cap.
@@ -99,7 +99,7 @@ class InboundMessage:
 
 @dataclass(slots=True)
 class CheckResult:
-    """What one check found out about a message."""
+    """The findings of one check about a message."""
 
     name: str
     # RFC 8601 resinfo strings, e.g. "spf=pass smtp.mailfrom=example.org".
@@ -173,11 +173,11 @@ class MessageCheck(Protocol):
     async def check(
         self, message: InboundMessage, verdict: Verdict
     ) -> CheckResult | None:
-        """Return what the check found, or None when it has nothing to say.
+        """Return the check's findings, or None when it found nothing to report.
 
         A check must not raise for bad input or a failed lookup: it reports
         a temporary error in its result (RFC 8601 `temperror`) or rejects
-        with a 4xx reply, as its settings say.
+        with a 4xx reply, as its settings specify.
         """
         ...
 

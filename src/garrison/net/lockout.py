@@ -21,7 +21,7 @@ the worker that notices it clears its failure counts for the address and
 leaves a mark in the shared table, so the other workers drop the failures
 they counted before it too.
 The failures of an IP address are also counted in the shared table, so
-the ban comes after `ban_after_failures` failures over all workers; that
+the ban comes after `ban_after_failures` failures over all workers. That
 count uses a fixed window from the first failure, while the delays use
 this process's sliding window.
 """
@@ -69,7 +69,7 @@ class AuthLockout:
         self._banned_until: dict[str, float] = {}
         self._max_tracked = max(64, limits.ban_after_failures)
         # Called with (ip, failures) when this process bans an address, so
-        # the ban can be stored where `garrison ban` sees it.
+        # the ban can be stored for `garrison ban list` and `remove`.
         self.on_ban: Callable[[str, int], None] | None = None
 
     def banned_since(self, ip: str) -> float | None:

@@ -1,7 +1,7 @@
 """Counters shared by the worker processes of one server.
 
 The supervisor creates a `SharedTable` before it forks the workers: an
-anonymous shared memory map that every worker sees, guarded by one
+anonymous shared memory map that every worker can read, guarded by one
 process-shared lock. Each worker calls `install(table, index)` after the
 fork; `installed()` then returns the table and the worker's index for the
 connection limiter and the login lockout, which keep their per-IP

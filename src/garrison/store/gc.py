@@ -18,7 +18,7 @@ disk before the transaction that refers to it. When identical content
 arrives again, the blob store refreshes the file's modification time
 instead of writing it anew (`BlobStore._install`). The grace period must
 therefore exceed the longest time between committing a blob and
-committing the rows that use it; the default of a day is far beyond the
+committing the rows that use it. The default of a day is far beyond the
 timeouts of SMTP, IMAP APPEND and the checks.
 """
 
@@ -167,7 +167,7 @@ class BlobCollector:
         refreshes it before the rename leaves a new modification time, so
         the file is put back. A writer that comes after finds no file and
         writes it anew. The content is addressed by its hash, so a file put
-        back over a rewritten one holds the same bytes.
+        back over a rewritten one has the same bytes.
         """
         target = self.store.blobs.path(blob_id)
         trash = self.store.blobs.spool_dir / f"{blob_id}.{os.getpid()}.gc"
